@@ -1,0 +1,112 @@
+"""Settings: every knob of the app in one frozen dataclass, read from CLI flags and LATENT_DEMO_* variables."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+ENV_PREFIX = "LATENT_DEMO_"
+
+
+def _setting(default: Any, help: str, choices: Sequence[str] | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- model -------------------------------------------------------------------------------------------------
+    # None: the default preset for the device (sd-turbo without a GPU, sd15 with one), or the offline model.
+    model: str | None = _setting(None, "preset (sd-turbo, sd15, sd15-inpainting, offline), Hub repo id, "
+                                       "local diffusers folder or single-file .safetensors checkpoint")
+    # A diffusers-format folder or Hub id holding the configs a single-file checkpoint needs (offline use).
+    single_file_config: str | None = _setting(None, "config folder/repo for a single-file checkpoint")
+    # TAESD-size decoder for fast previews and the "fast decode" option; "none" disables it.
+    fast_decoder: str = _setting("madebyollin/taesd", "AutoencoderTiny repo id or folder, or 'none'")
+    device: str = _setting("auto", "where the models run", ("auto", "cpu", "cuda", "mps"))
+    # auto: float16 on CUDA/MPS (VAE kept in float32), float32 on CPU; bfloat16 is opt-in on CPU.
+    dtype: str = _setting("auto", "weights dtype", ("auto", "float32", "float16", "bfloat16"))
+    # Never touch the Hub: only local folders and the cache. Also on when HF_HUB_OFFLINE=1.
+    offline: bool = _setting(False, "load models from local files and the cache only")
+
+    # --- limits ------------------------------------------------------------------------------------------------
+    max_image_side: int = _setting(768, "larger images are scaled down to fit this side (px)")
+    min_image_side: int = _setting(64, "smaller images are refused (px)")
+    # Pixels an uploaded file may declare before it is decoded (decompression-bomb guard): 40 MP.
+    max_image_pixels: int = _setting(40_000_000, "largest uploaded image, in pixels, before any resizing")
+    max_steps: int = _setting(50, "most denoising steps a request may ask for")
+    # CLIP reads 75 tokens; longer prompts are truncated (and said so) up to this hard limit.
+    max_prompt_tokens: int = _setting(300, "prompts longer than this many tokens are refused")
+    max_seed_walk_frames: int = _setting(16, "most frames in a seed walk")
+    preview: str = _setting("approx", "per-step preview: linear latent->RGB, the fast decoder, or none",
+                            ("approx", "fast", "none"))
+
+    # --- server ------------------------------------------------------------------------------------------------
+    host: str = _setting("127.0.0.1", "address to bind; 0.0.0.0 to serve other machines")
+    port: int = _setting(7860, "port to serve on")
+    share: bool = _setting(False, "create a public gradio.live link")
+    max_file_size_mb: int = _setting(10, "largest upload accepted by the server (MB)")
+    concurrency_limit: int = _setting(1, "model jobs that run at once (all tabs share this)")
+    queue_max_size: int = _setting(16, "jobs that may wait; later visitors are told the queue is full")
+
+    @classmethod
+    def from_sources(cls, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+        """Defaults, overridden by LATENT_DEMO_* variables, overridden by CLI flags."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(ENV_PREFIX + f.name.upper())
+            if raw is not None:
+                values[f.name] = _parse(f, raw)
+        if environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+            values.setdefault("offline", True)
+        args = build_arg_parser().parse_args(argv if argv is not None else [])
+        values.update({k: v for k, v in vars(args).items() if v is not None})
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        for name in ("max_image_side", "min_image_side", "max_image_pixels", "max_steps", "max_prompt_tokens",
+                     "max_seed_walk_frames", "max_file_size_mb", "concurrency_limit", "queue_max_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"setting {name} must be >= 1, got {getattr(self, name)}")
+        if self.min_image_side > self.max_image_side:
+            raise ValueError(f"min_image_side ({self.min_image_side}) exceeds max_image_side ({self.max_image_side})")
+        for f in dataclasses.fields(self):
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                raise ValueError(f"setting {f.name}={getattr(self, f.name)!r}; allowed: {', '.join(choices)}")
+
+
+def _parse(f: dataclasses.Field, raw: str) -> Any:
+    if f.type in ("bool", bool):
+        lowered = raw.strip().lower()
+        if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+            raise ValueError(f"{ENV_PREFIX}{f.name.upper()}={raw!r} is not a boolean")
+        return lowered in ("1", "true", "yes", "on")
+    if f.type in ("int", int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"{ENV_PREFIX}{f.name.upper()}={raw!r} is not an integer") from None
+    return raw or None
+
+
+def build_arg_parser() -> argparse.ArgumentParser:
+    """One flag per setting; every default is None so that unset flags don't override the environment."""
+    parser = argparse.ArgumentParser(
+        prog="app.py", description="latent-demo: see how latent diffusion works, tab by tab.",
+        epilog=f"Every flag can also be set as an environment variable {ENV_PREFIX}<NAME>, e.g. {ENV_PREFIX}MODEL.")
+    for f in dataclasses.fields(Settings):
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f"{f.metadata['help']} (default: {f.default})"
+        if f.type in ("bool", bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            kind = int if f.type in ("int", int) else str
+            parser.add_argument(flag, type=kind, default=None, choices=f.metadata.get("choices"), help=help_text)
+    return parser

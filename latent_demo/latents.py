@@ -1,0 +1,112 @@
+"""Latents: encode pixels with the VAE, decode them back, and make them visible (channels, previews, numbers)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL, AutoencoderTiny
+from PIL import Image
+
+# Linear map from SD 1.x/2.x latents (already scaled) to RGB in about [-1, 1]: a least-squares fit of the VAE
+# decoder over many images, as used for previews by ComfyUI and AUTOMATIC1111. Costs one 4x3 matmul.
+SD_LATENT_RGB_FACTORS = torch.tensor([
+    [0.3512, 0.2297, 0.3227],
+    [0.3250, 0.4974, 0.2350],
+    [-0.2829, 0.1762, 0.2721],
+    [-0.2120, -0.2616, -0.7177],
+])
+
+
+def check_latents(latents: torch.Tensor, channels: int) -> None:
+    if latents.ndim != 4 or latents.shape[1] != channels:
+        raise ValueError(f"latents have shape {tuple(latents.shape)}; expected (batch, {channels}, height, width)")
+    if not torch.isfinite(latents).all():
+        raise ValueError("latents contain NaN or infinite values")
+
+
+@torch.inference_mode()
+def pixels_to_latents(vae: AutoencoderKL, pixels: torch.Tensor, generator: torch.Generator | None = None
+                      ) -> torch.Tensor:
+    """pixels in [-1, 1] -> latents x scaling_factor. The posterior mean, or a sample when a generator is given."""
+    pixels = pixels.to(device=vae.device, dtype=vae.dtype)
+    posterior = vae.encode(pixels).latent_dist
+    raw = posterior.mean if generator is None else posterior.sample(generator)
+    return raw * vae.config.scaling_factor
+
+
+@torch.inference_mode()
+def latents_to_pixels(vae: AutoencoderKL | AutoencoderTiny, latents: torch.Tensor) -> torch.Tensor:
+    """latents (scaled) -> pixels in about [-1, 1], float32 on the CPU. Works with the full VAE and TAESD."""
+    check_latents(latents, vae.config.latent_channels)
+    scaled = latents.to(device=vae.device, dtype=vae.dtype) / vae.config.scaling_factor
+    return vae.decode(scaled).sample.float().cpu()  # AutoencoderTiny also decodes to [-1, 1] in diffusers
+
+
+def latents_to_rgb_preview(latents: torch.Tensor) -> Image.Image:
+    """latents -> a small RGB image (latent resolution) by the linear approximation; no decoder call."""
+    factors = SD_LATENT_RGB_FACTORS.to(latents.device, torch.float32)
+    rgb = torch.einsum("chw,cr->hwr", latents[0, :4].float(), factors)
+    array = ((rgb.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
+    return Image.fromarray(array)
+
+
+@dataclass(frozen=True)
+class ChannelStats:
+    channel: int
+    mean: float
+    std: float
+    min: float
+    max: float
+
+
+def channel_stats(latents: torch.Tensor) -> list[ChannelStats]:
+    values = latents[0].float().cpu()
+    return [ChannelStats(c, v.mean().item(), v.std().item(), v.min().item(), v.max().item())
+            for c, v in enumerate(values)]
+
+
+def latents_to_channel_images(latents: torch.Tensor) -> list[Image.Image]:
+    """Each latent channel -> a uint8 RGB image of the latent's size, blue (negative) - white (0) - red.
+
+    Per-channel normalisation: each channel is divided by its own largest |value|, so 0 stays white.
+    """
+    images = []
+    for channel in latents[0].float().cpu():
+        peak = channel.abs().max().clamp_min(1e-8)
+        images.append(Image.fromarray(_diverging_colormap((channel / peak).numpy())))
+    return images
+
+
+def _diverging_colormap(values: np.ndarray) -> np.ndarray:
+    """values in [-1, 1] -> RGB uint8: -1 blue (59, 76, 192), 0 white, +1 red (180, 4, 38) (coolwarm ends)."""
+    blue, white, red = np.array([59, 76, 192.0]), np.array([255, 255, 255.0]), np.array([180, 4, 38.0])
+    t = np.clip(values, -1, 1)[..., None]
+    rgb = np.where(t < 0, white + (blue - white) * (-t), white + (red - white) * t)
+    return rgb.round().astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class CompressionFacts:
+    pixel_shape: tuple[int, ...]
+    latent_shape: tuple[int, ...]
+    pixel_values: int
+    latent_values: int
+
+    @property
+    def ratio(self) -> float:
+        return self.pixel_values / self.latent_values
+
+    def describe(self) -> str:
+        h, w, c = self.pixel_shape
+        lc, lh, lw = self.latent_shape
+        return (f"{h}×{w}×{c} = {self.pixel_values:,} pixel values → {lc}×{lh}×{lw} = "
+                f"{self.latent_values:,} latent values ({self.ratio:.0f}× fewer)")
+
+
+def compression_facts(pixels: torch.Tensor, latents: torch.Tensor) -> CompressionFacts:
+    """Counted from the tensors themselves, so any VAE or image size reports its own numbers."""
+    _, c, h, w = pixels.shape
+    return CompressionFacts(pixel_shape=(h, w, c), latent_shape=tuple(latents.shape[1:]),
+                            pixel_values=pixels[0].numel(), latent_values=latents[0].numel())

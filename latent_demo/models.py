@@ -1,0 +1,231 @@
+"""Loading: the read-only VAE, UNet, text encoder and scheduler config that every task shares."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, AutoencoderTiny, DDIMScheduler, UNet2DConditionModel
+from transformers import CLIPTextModel, CLIPTokenizer, PreTrainedTokenizerBase
+
+from latent_demo.config import Settings
+from latent_demo.offline_model import build_offline_components
+
+log = logging.getLogger(__name__)
+
+
+class ModelLoadError(RuntimeError):
+    """An explicitly requested model could not be loaded (never answered with a silent fallback)."""
+
+
+@dataclass(frozen=True)
+class Preset:
+    source: str  # Hub repo id
+    num_inference_steps: int  # sensible default for this model
+    guidance_scale: float  # 0 = no classifier-free guidance (distilled models)
+    description: str
+
+
+PRESETS = {
+    "sd-turbo": Preset("stabilityai/sd-turbo", 1, 0.0, "SD-Turbo (SD 2.1 distilled: 1-4 steps, no guidance)"),
+    "sd15": Preset("stable-diffusion-v1-5/stable-diffusion-v1-5", 25, 7.5, "Stable Diffusion 1.5"),
+    "sd15-inpainting": Preset("stable-diffusion-v1-5/stable-diffusion-inpainting", 25, 7.5,
+                              "Stable Diffusion 1.5 inpainting (9-channel UNet)"),
+}
+OFFLINE_PRESET = "offline"
+GENERIC_DEFAULTS = (25, 7.5)  # steps and guidance for a model we know nothing about
+
+
+@dataclass
+class Models:
+    """Everything the tasks read. Shared by all requests and never modified after loading."""
+
+    vae: AutoencoderKL
+    unet: UNet2DConditionModel
+    text_encoder: CLIPTextModel
+    tokenizer: PreTrainedTokenizerBase
+    scheduler_config: dict  # a fresh scheduler is made from it for every request
+    device: torch.device
+    dtype: torch.dtype  # UNet and text encoder
+    vae_dtype: torch.dtype  # float32 whenever the rest is float16: the SD VAE overflows to NaN in fp16
+    source: str  # what was loaded, for the UI
+    default_steps: int
+    default_guidance: float
+    fast_decoder: AutoencoderTiny | None = None
+    is_untrained: bool = False  # the offline model: random weights
+    fallback_reason: str | None = None  # set when the offline model stands in for the default one
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def latent_channels(self) -> int:
+        return self.vae.config.latent_channels
+
+    @property
+    def has_inpainting_unet(self) -> bool:
+        """A 9-channel UNet takes latents + mask + masked-image latents (SD inpainting checkpoints)."""
+        return self.unet.config.in_channels == 9
+
+    @property
+    def inpaint_method(self) -> str:
+        if self.has_inpainting_unet:
+            return "inpainting UNet (9 input channels: latents + latent mask + masked-image latents)"
+        return "latent blending (after each step, keep the re-noised original outside the mask)"
+
+
+def choose_device(requested: str) -> torch.device:
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError("device 'cuda' was requested but no CUDA GPU is available")
+    if requested == "mps" and not torch.backends.mps.is_available():
+        raise ModelLoadError("device 'mps' was requested but MPS is not available")
+    return torch.device(requested)
+
+
+def choose_dtypes(device: torch.device, requested: str) -> tuple[torch.dtype, torch.dtype]:
+    """(model dtype, VAE dtype). fp16 on GPUs with the VAE in fp32 (no black NaN images); fp32 on CPU."""
+    if requested == "auto":
+        dtype = torch.float16 if device.type in ("cuda", "mps") else torch.float32
+    else:
+        dtype = getattr(torch, requested)
+    if dtype == torch.float16 and device.type == "cpu":
+        raise ModelLoadError("float16 is not supported on the CPU here; use float32 or bfloat16")
+    vae_dtype = torch.float32 if dtype == torch.float16 else dtype
+    return dtype, vae_dtype
+
+
+def default_preset(device: torch.device) -> str:
+    return "sd15" if device.type == "cuda" else "sd-turbo"
+
+
+def load_models(settings: Settings) -> Models:
+    """Load once at start-up. No model configured: the default preset, or the offline model if it can't be had."""
+    device = choose_device(settings.device)
+    dtype, vae_dtype = choose_dtypes(device, settings.dtype)
+    if settings.model is None:
+        preset = default_preset(device)
+        try:
+            models = _load_source(preset, settings, device, dtype, vae_dtype)
+        except (OSError, ModelLoadError) as err:
+            reason = f"the default model {PRESETS[preset].source} is not downloadable or cached ({_first_line(err)})"
+            log.warning("OFFLINE MODEL IN USE: %s. Pictures will be noise-like.", reason)
+            models = load_offline_models(device, dtype, vae_dtype)
+            models.fallback_reason = reason
+    else:
+        models = _load_source(settings.model, settings, device, dtype, vae_dtype)
+    log.info("loaded %s on %s (%s, VAE %s); inpainting by %s", models.source, device, dtype, vae_dtype,
+             models.inpaint_method)
+    return models
+
+
+def load_offline_models(device: torch.device, dtype: torch.dtype, vae_dtype: torch.dtype) -> Models:
+    parts = build_offline_components()
+    return _assemble(parts, dict(parts["scheduler"].config), device, dtype, vae_dtype,
+                     source="built-in offline model (untrained, random weights)", defaults=(4, 0.0),
+                     is_untrained=True)
+
+
+def _load_source(name: str, settings: Settings, device, dtype, vae_dtype) -> Models:
+    if name == OFFLINE_PRESET:
+        return load_offline_models(device, dtype, vae_dtype)
+    preset = PRESETS.get(name)
+    source = preset.source if preset else name
+    defaults = (preset.num_inference_steps, preset.guidance_scale) if preset else GENERIC_DEFAULTS
+    path = Path(source).expanduser()
+    try:
+        if source.endswith((".ckpt", ".bin", ".pt", ".pth")):
+            raise ModelLoadError(f"{source!r} is a pickle checkpoint; only .safetensors files are loaded")
+        if source.endswith(".safetensors"):
+            parts = _load_single_file(path, settings, dtype)
+        else:
+            if _looks_like_path(source) and not path.is_dir():
+                raise ModelLoadError(f"no model folder at {source!r}")
+            parts = _load_folder_or_repo(str(path) if path.is_dir() else source, settings, dtype)
+    except ModelLoadError:
+        raise
+    except (OSError, ValueError, KeyError, RuntimeError) as err:
+        raise ModelLoadError(f"could not load model {source!r}: {_first_line(err)}") from err
+    fast_decoder = _load_fast_decoder(settings, vae_dtype, device)
+    models = _assemble(parts, parts["scheduler_config"], device, dtype, vae_dtype, source=source, defaults=defaults)
+    models.fast_decoder = fast_decoder
+    return models
+
+
+def _load_folder_or_repo(source: str, settings: Settings, dtype: torch.dtype) -> dict:
+    """Component by component, so no safety checker or image processor is pulled in."""
+    common = {"local_files_only": settings.offline}
+    weights = {**common, "use_safetensors": True}
+    return {
+        "vae": AutoencoderKL.from_pretrained(source, subfolder="vae", **weights),
+        "unet": UNet2DConditionModel.from_pretrained(source, subfolder="unet", torch_dtype=dtype, **weights),
+        "text_encoder": CLIPTextModel.from_pretrained(source, subfolder="text_encoder", dtype=dtype, **weights),
+        "tokenizer": CLIPTokenizer.from_pretrained(source, subfolder="tokenizer", **common),
+        "scheduler_config": _load_scheduler_config(source, common),
+    }
+
+
+def _load_scheduler_config(source: str, common: dict) -> dict:
+    # Any scheduler class reads scheduler_config.json; the class to build is named inside it (_class_name).
+    return dict(DDIMScheduler.load_config(source, subfolder="scheduler", **common))
+
+
+def _load_single_file(path: Path, settings: Settings, dtype: torch.dtype) -> dict:
+    """An SD 1.x/2.x .safetensors checkpoint; offline it needs `single_file_config` (a diffusers folder)."""
+    from diffusers import StableDiffusionPipeline
+
+    if not path.is_file():
+        raise ModelLoadError(f"no checkpoint file at {str(path)!r}")
+    pipe = StableDiffusionPipeline.from_single_file(
+        str(path), config=settings.single_file_config, local_files_only=settings.offline, torch_dtype=dtype,
+        safety_checker=None, requires_safety_checker=False, load_safety_checker=False)
+    parts = {name: getattr(pipe, name) for name in ("vae", "unet", "text_encoder", "tokenizer")}
+    parts["scheduler_config"] = dict(pipe.scheduler.config)
+    return parts
+
+
+def _load_fast_decoder(settings: Settings, dtype: torch.dtype, device: torch.device) -> AutoencoderTiny | None:
+    """Optional: the fast decoder is a nicety, so failing to get it is logged, not fatal."""
+    if settings.fast_decoder.lower() == "none":
+        return None
+    try:
+        decoder = AutoencoderTiny.from_pretrained(settings.fast_decoder, use_safetensors=True,
+                                                  local_files_only=settings.offline)
+    except OSError as err:
+        log.warning("fast decoder %s unavailable (%s); previews use the linear approximation",
+                    settings.fast_decoder, _first_line(err))
+        return None
+    return decoder.to(device=device, dtype=dtype).eval().requires_grad_(False)
+
+
+def _assemble(parts: dict, scheduler_config: dict, device, dtype, vae_dtype, *, source: str,
+              defaults: tuple[int, float], is_untrained: bool = False) -> Models:
+    def ready(module, module_dtype):
+        if module.dtype != module_dtype:  # diffusers warns about .to(dtype) even when nothing changes
+            module = module.to(dtype=module_dtype)
+        return module.to(device).eval().requires_grad_(False)
+
+    unet = ready(parts["unet"], dtype)
+    if unet.config.in_channels not in (4, 9):
+        raise ModelLoadError(f"the UNet has {unet.config.in_channels} input channels; only 4 or 9 are supported")
+    return Models(vae=ready(parts["vae"], vae_dtype), unet=unet, text_encoder=ready(parts["text_encoder"], dtype),
+                  tokenizer=parts["tokenizer"], scheduler_config=dict(scheduler_config), device=device, dtype=dtype,
+                  vae_dtype=vae_dtype, source=source, default_steps=defaults[0], default_guidance=defaults[1],
+                  is_untrained=is_untrained)
+
+
+def _looks_like_path(source: str) -> bool:
+    return source.startswith(("/", ".", "~")) or source.count("/") != 1 or Path(source).exists()
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

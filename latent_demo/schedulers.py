@@ -1,0 +1,40 @@
+"""Schedulers: a fresh one per request, built from the model's config (they are stateful and not thread-safe)."""
+
+from __future__ import annotations
+
+import diffusers
+from diffusers import (
+    DDIMScheduler,
+    DPMSolverMultistepScheduler,
+    EulerAncestralDiscreteScheduler,
+    EulerDiscreteScheduler,
+    UniPCMultistepScheduler,
+)
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+
+MODEL_DEFAULT = "model default"
+SCHEDULERS: dict[str, tuple[type[SchedulerMixin], dict]] = {
+    "Euler": (EulerDiscreteScheduler, {}),
+    "Euler a": (EulerAncestralDiscreteScheduler, {}),
+    "DPM++ 2M": (DPMSolverMultistepScheduler, {}),
+    "DPM++ 2M Karras": (DPMSolverMultistepScheduler, {"use_karras_sigmas": True}),
+    "DDIM": (DDIMScheduler, {}),
+    "UniPC": (UniPCMultistepScheduler, {}),
+}
+SCHEDULER_NAMES = [MODEL_DEFAULT, *SCHEDULERS]
+
+
+def make_scheduler(scheduler_config: dict, name: str = MODEL_DEFAULT) -> SchedulerMixin:
+    """A new scheduler from the model's config; `name` picks another algorithm with the same noise schedule."""
+    # The two fixes diffusers' Stable Diffusion pipelines apply to outdated scheduler configs on load.
+    scheduler_config = {**scheduler_config, "steps_offset": 1, "clip_sample": False}
+    if name == MODEL_DEFAULT:
+        class_name = scheduler_config.get("_class_name", "EulerDiscreteScheduler")
+        scheduler_class = getattr(diffusers, class_name, None)
+        if scheduler_class is None:
+            raise ValueError(f"the model's scheduler {class_name!r} is not available in diffusers")
+        return scheduler_class.from_config(scheduler_config)
+    if name not in SCHEDULERS:
+        raise ValueError(f"scheduler {name!r} is unknown; choose one of: {', '.join(SCHEDULER_NAMES)}")
+    scheduler_class, overrides = SCHEDULERS[name]
+    return scheduler_class.from_config(scheduler_config, **overrides)

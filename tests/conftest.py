@@ -1,0 +1,60 @@
+"""Shared fixtures: tiny models built from configs (nothing is downloaded), test images, settings."""
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # before huggingface_hub is imported: no test may touch the network
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+
+import dataclasses  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from latent_demo.config import Settings  # noqa: E402
+from latent_demo.models import load_offline_models  # noqa: E402
+from latent_demo.offline_model import tiny_unet  # noqa: E402
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings(fast_decoder="none", offline=True)
+
+
+@pytest.fixture(scope="session")
+def models():
+    """The offline model: tiny SD-architecture components with fixed-seed random weights, 4-channel UNet."""
+    return load_offline_models(CPU, torch.float32, torch.float32)
+
+
+@pytest.fixture(scope="session")
+def models9(models):
+    """The same components with a 9-channel (inpainting) UNet."""
+    return dataclasses.replace(models, unet=tiny_unet(seed=1, in_channels=9).eval().requires_grad_(False))
+
+
+def make_image(width: int = 64, height: int = 64, seed: int = 0) -> Image.Image:
+    """A smooth gradient with noise: structured enough for a VAE, different per seed."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    base = np.stack([x / width, y / height, (x + y) / (width + height)], axis=-1) * 200
+    return Image.fromarray(np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8))
+
+
+def make_mask(width: int = 64, height: int = 64, box=(16, 16, 48, 48)) -> Image.Image:
+    mask = Image.new("L", (width, height), 0)
+    mask.paste(255, box)
+    return mask
+
+
+@pytest.fixture
+def image() -> Image.Image:
+    return make_image()
+
+
+@pytest.fixture
+def mask() -> Image.Image:
+    return make_mask()

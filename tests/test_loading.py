@@ -1,0 +1,90 @@
+"""Loading through load_models: a saved pipeline folder, the offline fallback, clear errors."""
+
+import logging
+import subprocess
+import sys
+
+import pytest
+import torch
+from diffusers import StableDiffusionPipeline
+
+from latent_demo import tasks
+from latent_demo.config import Settings
+from latent_demo.models import ModelLoadError, choose_dtypes, load_models
+from latent_demo.params import GenerateParams
+
+
+@pytest.fixture(scope="module")
+def saved_pipeline(tmp_path_factory, models):
+    folder = tmp_path_factory.mktemp("tiny-sd")
+    pipe = StableDiffusionPipeline(vae=models.vae, text_encoder=models.text_encoder, tokenizer=models.tokenizer,
+                                   unet=models.unet, scheduler=tasks.make_scheduler(models.scheduler_config),
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def test_a_saved_diffusers_folder_loads_and_generates_the_same(saved_pipeline, models, settings):
+    loaded = load_models(Settings(model=str(saved_pipeline), fast_decoder="none", offline=True))
+    assert loaded.source == str(saved_pipeline) and not loaded.is_untrained and loaded.fallback_reason is None
+    assert loaded.scheduler_config["_class_name"] == "EulerDiscreteScheduler"
+    params = GenerateParams(prompt="a kite", seed=4, num_inference_steps=2, width=64, height=64)
+    assert torch.equal(tasks.generate(loaded, params, settings).latents, tasks.generate(models, params, settings).latents)
+    assert not list(saved_pipeline.rglob("*.bin"))  # safetensors only
+
+
+def test_default_model_unavailable_offline_falls_back_loudly(caplog):
+    with caplog.at_level(logging.WARNING):
+        loaded = load_models(Settings(offline=True, fast_decoder="none"))
+    assert loaded.is_untrained and "stabilityai/sd-turbo" in loaded.fallback_reason
+    assert "OFFLINE MODEL IN USE" in caplog.text
+
+
+@pytest.mark.parametrize("model, message", [
+    ("/no/such/folder", "no model folder at '/no/such/folder'"),
+    ("someone/not-cached-model", "could not load model 'someone/not-cached-model'"),
+    ("weights.ckpt", "pickle checkpoint"),
+    ("/no/such/file.safetensors", "no checkpoint file"),
+])
+def test_an_explicit_model_that_fails_is_an_error_not_a_fallback(model, message):
+    with pytest.raises(ModelLoadError, match=message):
+        load_models(Settings(model=model, offline=True, fast_decoder="none"))
+
+
+def test_a_folder_without_a_model_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelLoadError, match="could not load model"):
+        load_models(Settings(model=str(tmp_path), offline=True, fast_decoder="none"))
+
+
+def test_missing_fast_decoder_is_logged_not_fatal(saved_pipeline, caplog):
+    with caplog.at_level(logging.WARNING):
+        loaded = load_models(Settings(model=str(saved_pipeline), offline=True))
+    assert loaded.fast_decoder is None and not loaded.is_untrained
+    assert "fast decoder madebyollin/taesd unavailable" in caplog.text
+
+
+def test_dtype_choice_keeps_the_vae_in_float32_with_float16():
+    assert choose_dtypes(torch.device("cuda"), "auto") == (torch.float16, torch.float32)
+    assert choose_dtypes(torch.device("cpu"), "auto") == (torch.float32, torch.float32)
+    assert choose_dtypes(torch.device("cpu"), "bfloat16") == (torch.bfloat16, torch.bfloat16)
+    with pytest.raises(ModelLoadError, match="float16 is not supported on the CPU"):
+        choose_dtypes(torch.device("cpu"), "float16")
+
+
+def test_bfloat16_on_cpu_generates_a_close_image(models, settings):
+    loaded = load_models(Settings(model="offline", dtype="bfloat16", fast_decoder="none"))
+    assert loaded.unet.dtype == torch.bfloat16
+    params = GenerateParams(prompt="a kite", seed=4, num_inference_steps=2, width=64, height=64)
+    low, full = tasks.generate(loaded, params, settings), tasks.generate(models, params, settings)
+    assert low.latents.dtype == torch.float32  # results come back as float32 on the CPU
+    assert (low.latents - full.latents).abs().mean() < 0.1 * full.latents.abs().mean()
+
+
+def test_core_modules_never_import_gradio():
+    code = ("import sys, pkgutil, importlib, latent_demo\n"
+            "names = [m.name for m in pkgutil.iter_modules(latent_demo.__path__) if m.name not in ('ui',)]\n"
+            "[importlib.import_module('latent_demo.' + n) for n in names]\n"
+            "assert len(names) >= 8, names\n"
+            "print('gradio' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"
