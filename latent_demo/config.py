@@ -63,6 +63,8 @@ class Settings:
                 values[f.name] = _parse(f, raw)
         if environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
             values.setdefault("offline", True)
+        if environ.get("SPACE_ID"):  # on Hugging Face Spaces the app must listen on every interface
+            values.setdefault("host", "0.0.0.0")
         args = build_arg_parser().parse_args(argv if argv is not None else [])
         values.update({k: v for k, v in vars(args).items() if v is not None})
         settings = cls(**values)

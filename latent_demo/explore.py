@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from diffusers import DDPMScheduler
 
+from latent_demo.config import Settings
 from latent_demo.latents import check_latents
 from latent_demo.models import Models
-from latent_demo.params import MAX_SEED, check_int
-from latent_demo.sampling import draw_noise
+from latent_demo.params import MAX_SEED, GenerateParams, check_int, check_size
+from latent_demo.sampling import StepCallback, draw_noise
+from latent_demo.tasks import TaskResult, generate
 
 
 @dataclass(frozen=True)
@@ -62,3 +65,17 @@ def interpolate(models: Models, seed_a: int, seed_b: int, count: int, height: in
     ends = [draw_noise(shape, torch.Generator("cpu").manual_seed(s), torch.device("cpu"), torch.float32)
             for s in (seed_a, seed_b)]
     return [slerp(ends[0], ends[1], i / (count - 1)) for i in range(count)]
+
+
+def seed_walk(models: Models, params: GenerateParams, settings: Settings, seed_b: int, count: int,
+              on_frame: Callable[[int, TaskResult], None] | None = None, callback: StepCallback | None = None
+              ) -> list[TaskResult]:
+    """Generate from each point of the slerp between params.seed's noise and seed_b's: one image per frame."""
+    width, height = check_size(params.width, params.height, settings, models.vae_scale_factor)
+    frames = interpolate(models, params.seed, seed_b, count, height, width, settings.max_seed_walk_frames)
+    results = []
+    for i, noise in enumerate(frames):
+        results.append(generate(models, params, settings, callback, initial_noise=noise))
+        if on_frame is not None:
+            on_frame(i, results[-1])
+    return results

@@ -116,8 +116,8 @@ def load_models(settings: Settings) -> Models:
         try:
             models = _load_source(preset, settings, device, dtype, vae_dtype)
         except (OSError, ModelLoadError) as err:
-            reason = f"the default model {PRESETS[preset].source} is not downloadable or cached ({_first_line(err)})"
-            log.warning("OFFLINE MODEL IN USE: %s. Pictures will be noise-like.", reason)
+            reason = f"the default model {PRESETS[preset].source} is not cached locally and could not be downloaded"
+            log.warning("OFFLINE MODEL IN USE: %s (%s). Pictures will be noise-like.", reason, _first_line(err))
             models = load_offline_models(device, dtype, vae_dtype)
             models.fallback_reason = reason
     else:
@@ -184,9 +184,15 @@ def _load_single_file(path: Path, settings: Settings, dtype: torch.dtype) -> dic
 
     if not path.is_file():
         raise ModelLoadError(f"no checkpoint file at {str(path)!r}")
+    if settings.offline and not (settings.single_file_config and Path(settings.single_file_config).is_dir()):
+        # without a local config folder diffusers would try to download one (even with local_files_only)
+        raise ModelLoadError("offline, a single-file checkpoint needs --single-file-config: a local diffusers "
+                             "folder of the same model family holding its configs")
+    # No `load_safety_checker` kwarg: diffusers loads the safety checker from the Hub whenever it is not None,
+    # even when it is False (diffusers/loaders/single_file.py, `if load_safety_checker is not None`).
     pipe = StableDiffusionPipeline.from_single_file(
         str(path), config=settings.single_file_config, local_files_only=settings.offline, torch_dtype=dtype,
-        safety_checker=None, requires_safety_checker=False, load_safety_checker=False)
+        safety_checker=None, requires_safety_checker=False)
     parts = {name: getattr(pipe, name) for name in ("vae", "unet", "text_encoder", "tokenizer")}
     parts["scheduler_config"] = dict(pipe.scheduler.config)
     return parts

@@ -58,3 +58,37 @@ def image() -> Image.Image:
 @pytest.fixture
 def mask() -> Image.Image:
     return make_mask()
+
+
+APP_SETTINGS = dict(fast_decoder="none", offline=True, max_image_side=512, max_file_size_mb=2, queue_max_size=8)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def app_settings() -> Settings:
+    return Settings(**APP_SETTINGS, port=free_port())
+
+
+@pytest.fixture(scope="session")
+def app_url(models, app_settings):
+    """The real app (offline model) launched in-process on a free loopback port; closed after the session."""
+    from latent_demo.ui.app import build_app, launch_options
+
+    demo = build_app(models, app_settings)
+    demo.launch(prevent_thread_lock=True, quiet=True, **launch_options(app_settings))
+    yield f"http://127.0.0.1:{app_settings.port}/"
+    demo.close()
+
+
+@pytest.fixture(scope="session")
+def client(app_url):
+    from gradio_client import Client
+
+    return Client(app_url, verbose=False)

@@ -1,0 +1,90 @@
+"""The app: intro, offline banner, one tab per stage of the latent flow, and the cross-tab wiring."""
+
+from __future__ import annotations
+
+import gradio as gr
+from PIL import Image
+
+from latent_demo.config import Settings
+from latent_demo.models import Models
+from latent_demo.ui import encode_tab, generate_tab, img2img_tab, inpaint_tab, noise_tab, seed_walk_tab
+from latent_demo.ui.common import TabContext
+from latent_demo.ui.examples import ASSETS
+
+TITLE = "latent-demo: see how latent diffusion works"
+CSS = "#offline-banner {border: 2px solid #d97706; border-radius: 8px; padding: 4px 12px; background: #fef3c7}"
+CACHE_CLEANUP = (3600, 3600)  # every hour, delete Gradio's cached files older than an hour
+
+
+def intro(models: Models) -> str:
+    return (f"# {TITLE}\n"
+            "Stable Diffusion never works on pixels directly. The **VAE encoder** turns an image into a small "
+            "**latent** tensor (512×512×3 = 786,432 values → 4×64×64 = 16,384); the **UNet** removes noise from "
+            "latents step by step, guided by the **text encoder**; the **VAE decoder** turns latents back into "
+            "pixels. Each tab shows one part of that flow.\n\n"
+            f"Model: **{models.source}** on {models.device.type} ({str(models.dtype).removeprefix('torch.')}). "
+            f"Inpainting by {models.inpaint_method.split(' (')[0]}.")
+
+
+def offline_banner(models: Models) -> str:
+    reason = f" Reason: {models.fallback_reason}." if models.fallback_reason else ""
+    return ("⚠️ **Offline model in use: untrained, random weights.** Every tab works and shows the real shapes "
+            "and steps of the latent flow, but the pictures are noise-like, not photos." + reason)
+
+
+def build_app(models: Models, settings: Settings) -> gr.Blocks:
+    """Build the UI around already-loaded models; nothing is loaded or launched here."""
+    with gr.Blocks(title=TITLE, delete_cache=CACHE_CLEANUP, analytics_enabled=False) as demo:
+        gr.Markdown(intro(models), elem_id="intro")
+        if models.is_untrained:
+            gr.Markdown(offline_banner(models), elem_id="offline-banner")
+        encoded = gr.State(None)
+        with gr.Tabs() as tabs:
+            ctx = TabContext(models=models, settings=settings, encoded=encoded)
+            with gr.Tab("1 · Encode", id="encode"):
+                encode = encode_tab.build(ctx)
+            with gr.Tab("2 · Generate", id="generate"):
+                generate_tab.build(ctx)
+            with gr.Tab("3 · img2img", id="img2img"):
+                img2img = img2img_tab.build(ctx)
+            with gr.Tab("4 · Inpainting", id="inpaint"):
+                inpaint = inpaint_tab.build(ctx)
+            with gr.Tab("5 · Noise explorer", id="noise"):
+                noise_tab.build(ctx)
+            with gr.Tab("6 · Seed walk", id="seed-walk"):
+                seed_walk_tab.build(ctx)
+        _wire_sends(encode, img2img, inpaint, encoded, tabs)
+    demo.queue(max_size=settings.queue_max_size, default_concurrency_limit=settings.concurrency_limit)
+    return demo
+
+
+def _wire_sends(encode, img2img, inpaint, encoded: gr.State, tabs: gr.Tabs) -> None:
+    """The Encode tab's buttons hand its result on; only this module knows both ends."""
+    def to_img2img(state):
+        if not state:
+            raise gr.Error("encode an image first")
+        return gr.Tabs(selected="img2img"), img2img_tab.FROM_ENCODE
+
+    def to_inpaint(state):
+        if not state:
+            raise gr.Error("encode an image first")
+        image = state["image"]
+        return gr.Tabs(selected="inpaint"), {"background": image, "layers": [], "composite": image}
+
+    encode.send_to_img2img.click(to_img2img, [encoded], [tabs, img2img.source], api_visibility="private")
+    encode.send_to_inpaint.click(to_inpaint, [encoded], [tabs, inpaint.editor], api_visibility="private")
+
+
+def launch_options(settings: Settings) -> dict:
+    """Everything launch() needs: server limits, the allowed paths, theme and CSS (Gradio 6 takes them here)."""
+    Image.MAX_IMAGE_PIXELS = settings.max_image_pixels  # also guards the images Gradio itself decodes
+    return {
+        "server_name": settings.host,
+        "server_port": settings.port,
+        "share": settings.share,
+        "max_file_size": f"{settings.max_file_size_mb}mb",
+        "allowed_paths": [str(ASSETS)],
+        "ssr_mode": False,
+        "css": CSS,
+        "theme": gr.themes.Soft(),
+    }

@@ -1,0 +1,71 @@
+"""The input widgets several tabs share (seed, steps, guidance, scheduler, size), with the limits from settings."""
+
+from __future__ import annotations
+
+import math
+import secrets
+
+import gradio as gr
+
+from latent_demo.config import Settings
+from latent_demo.models import Models
+from latent_demo.params import MAX_GUIDANCE, MAX_SEED
+from latent_demo.schedulers import MODEL_DEFAULT, SCHEDULER_NAMES
+from latent_demo.text import PromptEmbeddings
+
+MAX_RANDOM_SEED = 2**32 - 1
+
+
+def seed_inputs(prefix: str, value: int = 42) -> tuple[gr.Number, gr.Checkbox]:
+    with gr.Row():
+        seed = gr.Number(label="Seed (sets the initial noise)", value=value, precision=0, minimum=0,
+                         maximum=MAX_SEED, elem_id=f"{prefix}-seed")
+        randomize = gr.Checkbox(label="Random seed (the one used is shown)", value=False,
+                                elem_id=f"{prefix}-random")
+    return seed, randomize
+
+
+def pick_seed(seed: float | None, randomize: bool) -> int:
+    if randomize:
+        return secrets.randbelow(MAX_RANDOM_SEED + 1)
+    if seed is None:
+        raise ValueError("please enter a seed (a whole number), or tick 'random seed'")
+    if not math.isfinite(seed) or seed != int(seed) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be a whole number from 0 to {MAX_SEED}, got {seed}")
+    return int(seed)
+
+
+def sampling_inputs(models: Models, settings: Settings, prefix: str, min_default_steps: int = 1
+                    ) -> tuple[gr.Slider, gr.Slider, gr.Dropdown]:
+    """min_default_steps: img2img needs a few steps for strength x steps to reach a whole step (1-step models)."""
+    default_steps = min(max(models.default_steps, min_default_steps), settings.max_steps)
+    steps = gr.Slider(1, settings.max_steps, value=default_steps, step=1,
+                      label="Denoising steps", elem_id=f"{prefix}-steps")
+    guidance = gr.Slider(0, MAX_GUIDANCE, value=models.default_guidance, step=0.5,
+                         label="Guidance scale (≤ 1: no classifier-free guidance, one UNet call per step)",
+                         elem_id=f"{prefix}-guidance")
+    scheduler = gr.Dropdown(SCHEDULER_NAMES, value=MODEL_DEFAULT, label="Scheduler", elem_id=f"{prefix}-scheduler")
+    return steps, guidance, scheduler
+
+
+def size_inputs(models: Models, settings: Settings, prefix: str) -> tuple[gr.Slider, gr.Slider]:
+    step = models.vae_scale_factor
+    low = math.ceil(settings.min_image_side / step) * step
+    high = settings.max_image_side // step * step
+    default = min(max(512, low), high)
+    with gr.Row():
+        width = gr.Slider(low, high, value=default, step=step, label="Width (px)", elem_id=f"{prefix}-width")
+        height = gr.Slider(low, high, value=default, step=step, label="Height (px)", elem_id=f"{prefix}-height")
+    return width, height
+
+
+def fast_decode_input(models: Models) -> gr.Checkbox:
+    return gr.Checkbox(label="Fast decode (TAESD-size decoder instead of the full VAE)", value=False,
+                       visible=models.fast_decoder is not None)
+
+
+def prompt_note(prompt: PromptEmbeddings) -> str:
+    if not prompt.truncated:
+        return ""
+    return (f"\n\n⚠️ The prompt has {prompt.token_count} tokens; CLIP reads only {prompt.token_limit}, so this was "
+            f"dropped: “{prompt.dropped_text}”")

@@ -1,0 +1,88 @@
+"""Tab 2, Generate: the seed's noise latents, denoised step by step by the UNet, then decoded."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from latent_demo.latents import latents_to_channel_images
+from latent_demo.params import GenerateParams
+from latent_demo.tasks import generate
+from latent_demo.ui import controls
+from latent_demo.ui.common import (
+    TabContext,
+    format_timings,
+    gpu,
+    preview_image,
+    stream_task,
+    to_gif,
+    upscale,
+    user_errors,
+)
+from latent_demo.ui.examples import PROMPTS
+
+INTRO = """**Generation starts from pure noise in latent space**, drawn from the seed (so the same seed and settings
+give the same image). At every step the UNet predicts the noise in the latents, guided by the prompt, and the
+scheduler removes some of it. Only the final latents go through the VAE decoder; the previews below are a cheap
+linear look at the latents, not a decode."""
+
+
+def trajectory_frames(models, trajectory, size, mode):
+    return [preview_image(models, latents, size, mode) for latents in trajectory]
+
+
+def build(ctx: TabContext) -> None:
+    models, settings = ctx.models, ctx.settings
+
+    @gpu
+    @user_errors
+    def run(prompt, negative_prompt, seed, randomize, steps, guidance, scheduler, width, height, fast_decode,
+            progress=gr.Progress()):
+        params = GenerateParams(prompt=prompt, negative_prompt=negative_prompt or "",
+                                seed=controls.pick_seed(seed, randomize), num_inference_steps=steps,
+                                guidance_scale=guidance, scheduler=scheduler, width=width, height=height,
+                                fast_decode=bool(fast_decode))
+        size = (int(width), int(height))
+        for kind, value in stream_task(lambda callback: generate(models, params, settings, callback)):
+            if kind == "step":
+                i, t, latents = value
+                progress((i + 1, params.num_inference_steps), desc=f"UNet step {i + 1} (t={t})")
+                preview = preview_image(models, latents, size, settings.preview)
+                yield (params.seed, gr.skip(), preview, gr.skip(), gr.skip(), gr.skip(),
+                       f"step {i + 1} of {params.num_inference_steps}, t = {t}")
+                continue
+            result = value
+            noise = [upscale(image, 4) for image in latents_to_channel_images(result.start_latents)]
+            frames = trajectory_frames(models, result.trajectory, size, settings.preview) + [result.image]
+            captions = [f"step {i + 1}, t={t}" for i, t in enumerate(result.timesteps)] + ["decoded"]
+            note = controls.prompt_note(result.prompt)
+            yield (result.seed, noise, result.image, result.image, list(zip(frames, captions, strict=True)),
+                   to_gif(frames), f"Seed **{result.seed}** · {format_timings(result.timings)}{note}")
+
+    gr.Markdown(INTRO)
+    with gr.Row():
+        with gr.Column(scale=2):
+            prompt = gr.Textbox(label="Prompt", lines=2, elem_id="generate-prompt", value=PROMPTS[0])
+            negative = gr.Textbox(label="Negative prompt (used when guidance > 1)", elem_id="generate-negative")
+            seed, randomize = controls.seed_inputs("generate")
+            steps, guidance, scheduler = controls.sampling_inputs(models, settings, "generate")
+            width, height = controls.size_inputs(models, settings, "generate")
+            fast = controls.fast_decode_input(models)
+            with gr.Row():
+                start = gr.Button("Generate", variant="primary", elem_id="generate-button")
+                cancel = gr.Button("Cancel", elem_id="generate-cancel")
+        with gr.Column(scale=3):
+            status = gr.Markdown(elem_id="generate-status")
+            live = gr.Image(label="Latents, live (linear preview → final decode)", format="png",
+                            elem_id="generate-live")
+            noise = gr.Gallery(label="The seed's initial noise latents (4 channels)", columns=4, height="auto",
+                               format="png", elem_id="generate-noise")
+    with gr.Row():
+        final = gr.Image(label="Final image", format="png", elem_id="generate-final")
+        trajectory = gr.Gallery(label="Trajectory: the latents after each step", columns=6, height="auto",
+                                format="png", elem_id="generate-trajectory")
+    gif = gr.File(label="Trajectory as an animated GIF", elem_id="generate-gif")
+    inputs = [prompt, negative, seed, randomize, steps, guidance, scheduler, width, height, fast]
+    outputs = [seed, noise, live, final, trajectory, gif, status]
+    event = start.click(run, inputs, outputs, **ctx.model_job(api_name="generate"))
+    cancel.click(None, cancels=[event])
+    ctx.examples([[p] for p in PROMPTS], [prompt], run, inputs, outputs, "Example prompts (click one to generate)")

@@ -1,0 +1,61 @@
+"""Tab 6, Seed walk: slerp between two seeds' initial noise and generate from every point on the way."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from latent_demo.explore import seed_walk
+from latent_demo.params import GenerateParams
+from latent_demo.ui import controls
+from latent_demo.ui.common import TabContext, gpu, stream_task, to_gif, user_errors
+from latent_demo.ui.examples import PROMPTS
+
+INTRO = """**Nearby noise, nearby pictures.** Two seeds give two noise latents; spherical interpolation (slerp)
+walks between them keeping the noise's norm (a straight line would fade the noise mid-way and blur the result).
+Each frame is generated with the same prompt and settings from one point on that walk."""
+
+
+def build(ctx: TabContext) -> None:
+    models, settings = ctx.models, ctx.settings
+
+    @gpu
+    @user_errors
+    def walk(prompt, seed_a, seed_b, frames, steps, guidance, scheduler, width, height, progress=gr.Progress()):
+        params = GenerateParams(prompt=prompt, seed=controls.pick_seed(seed_a, False), num_inference_steps=steps,
+                                guidance_scale=guidance, scheduler=scheduler, width=width, height=height)
+        seed_b = controls.pick_seed(seed_b, False)
+        images = []
+
+        def task(callback):  # one callback per frame; the per-step callback makes Cancel stop within one step
+            def on_frame(i, result):
+                images.append((result.image, f"frame {i + 1}"))
+                progress((i + 1, frames), desc=f"frame {i + 1} of {frames}")
+            return seed_walk(models, params, settings, seed_b, frames, on_frame=on_frame, callback=callback)
+
+        for kind, _ in stream_task(task):
+            if kind == "done":
+                yield list(images), to_gif([image for image, _ in images], 0.3), f"{len(images)} frames"
+            elif len(images):
+                yield list(images), gr.skip(), f"{len(images)} of {frames} frames"
+
+    gr.Markdown(INTRO)
+    with gr.Row():
+        with gr.Column():
+            prompt = gr.Textbox(label="Prompt", value=PROMPTS[1], lines=2, elem_id="walk-prompt")
+            with gr.Row():
+                seed_a = gr.Number(label="Seed A", value=1, precision=0, minimum=0, elem_id="walk-seed-a")
+                seed_b = gr.Number(label="Seed B", value=2, precision=0, minimum=0, elem_id="walk-seed-b")
+            frames = gr.Slider(2, settings.max_seed_walk_frames, value=min(5, settings.max_seed_walk_frames), step=1,
+                               label="Frames", elem_id="walk-frames")
+            steps, guidance, scheduler = controls.sampling_inputs(models, settings, "walk")
+            width, height = controls.size_inputs(models, settings, "walk")
+            with gr.Row():
+                start = gr.Button("Walk", variant="primary", elem_id="walk-button")
+                cancel = gr.Button("Cancel", elem_id="walk-cancel")
+        with gr.Column():
+            status = gr.Markdown(elem_id="walk-status")
+            gallery = gr.Gallery(label="Frames", columns=4, height="auto", format="png", elem_id="walk-gallery")
+            gif = gr.File(label="The walk as an animated GIF", elem_id="walk-gif")
+    inputs = [prompt, seed_a, seed_b, frames, steps, guidance, scheduler, width, height]
+    event = start.click(walk, inputs, [gallery, gif, status], **ctx.model_job(api_name="seed_walk"))
+    cancel.click(None, cancels=[event])
