@@ -1,0 +1,145 @@
+"""A visitor's session in Chromium: every tab used through the page, outputs checked, screenshots saved."""
+
+import io
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import pytest
+from PIL import Image
+from playwright.sync_api import Page, expect
+
+from latent_demo.ui.examples import asset
+
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+SLOW = 60_000  # ms: model work on 2 CPU cores, with the queue
+
+
+@pytest.fixture
+def visitor(page: Page, app_url):
+    """The page, opened on the app, recording every request it makes (all must stay on this machine)."""
+    requests = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(app_url)
+    expect(page.locator("#encode-button")).to_be_visible(timeout=SLOW)
+    yield page
+    outside = [url for url in requests if urlparse(url).scheme in ("http", "https", "ws", "wss")
+               and urlparse(url).hostname not in LOCAL_HOSTS]
+    assert not outside, f"the page made requests outside 127.0.0.1: {outside[:5]}"
+
+
+def shot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def served_image(page: Page, selector: str) -> np.ndarray:
+    """Wait for an output image and fetch the file the browser shows (checks it is a PNG, not blank)."""
+    image = page.locator(f"{selector} img").first
+    expect(image).to_be_visible(timeout=SLOW)
+    response = page.request.get(image.get_attribute("src"))
+    assert response.ok and response.body()[:8] == b"\x89PNG\r\n\x1a\n"
+    pixels = np.asarray(Image.open(io.BytesIO(response.body())).convert("RGB"))
+    assert pixels.std() > 1, f"{selector} shows a blank image"
+    return pixels
+
+
+def open_tab(page: Page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+
+
+def test_intro_and_offline_banner(visitor: Page):
+    expect(visitor.locator("#offline-banner")).to_contain_text("Offline model in use")
+    expect(visitor.locator("#intro")).to_contain_text("786,432")
+    shot(visitor, "0-intro")
+
+
+def test_encode_an_example_with_one_click(visitor: Page):
+    visitor.locator("button:has(img[src*='astronaut'])").first.click()
+    expect(visitor.locator("#encode-channels img")).to_have_count(4, timeout=SLOW)
+    expect(visitor.locator("#encode-facts")).to_contain_text("48× fewer", timeout=SLOW)
+    served_image(visitor, "#encode-reconstruction")
+    served_image(visitor, "#encode-error")
+    shot(visitor, "1-encode")
+    visitor.locator("#send-inpaint").click()  # the encoded image moves on to the Inpainting tab
+    expect(visitor.locator("#inpaint-editor canvas").first).to_be_visible(timeout=SLOW)
+
+
+def test_generate_streams_and_shows_the_trajectory(visitor: Page):
+    open_tab(visitor, "2 · Generate")
+    visitor.locator("#generate-steps input[type=number]").fill("3")
+    visitor.locator("#generate-width input[type=number]").fill("256")
+    visitor.locator("#generate-height input[type=number]").fill("256")
+    visitor.locator("#generate-button").click()
+    final = served_image(visitor, "#generate-final")
+    assert final.shape == (256, 256, 3)
+    expect(visitor.locator("#generate-trajectory img")).to_have_count(4, timeout=SLOW)  # 3 steps + decoded
+    expect(visitor.locator("#generate-status")).to_contain_text("UNet per step")
+    shot(visitor, "2-generate")
+
+
+def test_an_error_is_a_readable_message(visitor: Page):
+    open_tab(visitor, "2 · Generate")
+    visitor.locator("#generate-prompt textarea").fill("")
+    visitor.locator("#generate-button").click()
+    expect(visitor.get_by_text("the prompt is empty").first).to_be_visible(timeout=SLOW)
+    shot(visitor, "2-generate-error")
+
+
+def test_img2img_from_an_upload(visitor: Page):
+    open_tab(visitor, "3 · img2img")
+    visitor.locator("#img2img-input input[type=file]").set_input_files(asset("chelsea.png"))
+    expect(visitor.locator("#img2img-input img")).to_be_visible(timeout=SLOW)
+    visitor.locator("#img2img-prompt textarea").fill("a tiger")
+    visitor.locator("#img2img-button").click()
+    result = served_image(visitor, "#img2img-result")
+    assert result.shape == (296, 448, 3)  # 451x300 fitted to multiples of 8
+    expect(visitor.locator("#img2img-status")).to_contain_text("Started at step")
+    served_image(visitor, "#img2img-noised")
+    shot(visitor, "3-img2img")
+
+
+def test_inpaint_with_a_drawn_mask(visitor: Page):
+    open_tab(visitor, "4 · Inpainting")
+    editor = visitor.locator("#inpaint-editor")
+    expect(editor.get_by_role("button", name="Upload")).to_be_visible(timeout=SLOW)
+    editor.locator("input[type=file]").set_input_files(asset("astronaut.png"))
+    expect(editor.get_by_role("button", name="Brush Size")).to_be_visible(timeout=SLOW)
+    canvas = editor.locator(".pixi-target canvas").first
+    box = canvas.bounding_box()
+    x, y = box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.4
+    visitor.mouse.move(x, y)
+    visitor.mouse.down()
+    visitor.mouse.move(x + box["width"] * 0.2, y + box["height"] * 0.2, steps=5)
+    visitor.mouse.up()
+    visitor.locator("#inpaint-prompt textarea").fill("a sunflower")
+    visitor.locator("#inpaint-button").click()
+    grid = served_image(visitor, "#inpaint-grid")
+    assert set(np.unique(grid)) == {0, 255} and (grid == 255).mean() > 0.01
+    served_image(visitor, "#inpaint-result")
+    expect(visitor.locator("#inpaint-status")).to_contain_text("latent blending")
+    shot(visitor, "4-inpaint")
+
+
+def test_noise_explorer_slider(visitor: Page):
+    open_tab(visitor, "5 · Noise explorer")
+    slider = visitor.locator("#noise-timestep input[type=number]")
+    slider.fill("800")
+    slider.press("Enter")
+    visitor.locator("#noise-button").click()
+    expect(visitor.locator("#noise-note")).to_contain_text("t = 800", timeout=SLOW)
+    served_image(visitor, "#noise-decoded")
+    expect(visitor.locator("#noise-channels img")).to_have_count(4)
+    shot(visitor, "5-noise")
+
+
+def test_seed_walk(visitor: Page):
+    open_tab(visitor, "6 · Seed walk")
+    visitor.locator("#walk-frames input[type=number]").fill("3")
+    visitor.locator("#walk-width input[type=number]").fill("128")
+    visitor.locator("#walk-height input[type=number]").fill("128")
+    visitor.locator("#walk-button").click()
+    expect(visitor.locator("#walk-gallery img")).to_have_count(3, timeout=SLOW)
+    expect(visitor.locator("#walk-status")).to_have_text("3 frames", timeout=SLOW)
+    shot(visitor, "6-seed-walk")
