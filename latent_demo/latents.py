@@ -70,11 +70,12 @@ def channel_stats(latents: torch.Tensor) -> list[ChannelStats]:
 def latents_to_channel_images(latents: torch.Tensor) -> list[Image.Image]:
     """Each latent channel -> a uint8 RGB image of the latent's size, blue (negative) - white (0) - red.
 
-    Per-channel normalisation: each channel is divided by its own largest |value|, so 0 stays white.
+    Per-channel normalisation: each channel is divided by its own 99th-percentile |value| (a few outliers would
+    otherwise wash the rest out), so 0 stays white and both signs use the full colour range.
     """
     images = []
     for channel in latents[0].float().cpu():
-        peak = channel.abs().max().clamp_min(1e-8)
+        peak = channel.abs().flatten().quantile(0.99).clamp_min(1e-8)
         images.append(Image.fromarray(_diverging_colormap((channel / peak).numpy())))
     return images
 

@@ -157,3 +157,17 @@ def test_build_app_constructs_without_launching(models, settings):
     api_names = {dep.api_name for dep in demo.fns.values() if dep.api_visibility == "public"}
     assert {"encode", "generate", "img2img", "inpaint", "add_noise", "seed_walk"} <= api_names
     assert not demo.is_running
+
+
+def test_the_readme_api_example_runs(app_url, capsys, monkeypatch):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    block = readme.split("<!-- api-example -->", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    assert 'Client("http://127.0.0.1:7860/")' in block
+    monkeypatch.chdir(root)
+    exec(compile(block.replace("http://127.0.0.1:7860/", app_url), "README.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert "42 " in printed and "UNet per step" in printed
+    assert "512×512×3 = 786,432 pixel values → 4×64×64 = 16,384 latent values (48× fewer)" in printed
