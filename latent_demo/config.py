@@ -27,8 +27,10 @@ class Settings:
     # TAESD-size decoder for fast previews and the "fast decode" option; "none" disables it.
     fast_decoder: str = _setting("madebyollin/taesd", "AutoencoderTiny repo id or folder, or 'none'")
     device: str = _setting("auto", "where the models run", ("auto", "cpu", "cuda", "mps"))
-    # auto: float16 on CUDA/MPS (VAE kept in float32), float32 on CPU; bfloat16 is opt-in on CPU.
+    # auto: float16 on CUDA/MPS (VAE kept in float32); on CPU bfloat16 where it is native (AVX512-BF16/AMX), else fp32.
     dtype: str = _setting("auto", "weights dtype", ("auto", "float32", "float16", "bfloat16"))
+    # Screens every generated image and every streamed preview; flagged ones are shown black.
+    safety_checker: bool = _setting(False, "run the Stable Diffusion safety checker on generated images and previews")
     # Never touch the Hub: only local folders and the cache. Also on when HF_HUB_OFFLINE=1.
     offline: bool = _setting(False, "load models from local files and the cache only")
 
@@ -51,6 +53,10 @@ class Settings:
     max_file_size_mb: int = _setting(10, "largest upload accepted by the server (MB)")
     concurrency_limit: int = _setting(1, "model jobs that run at once (all tabs share this)")
     queue_max_size: int = _setting(16, "jobs that may wait; later visitors are told the queue is full")
+    # Bounded memory: each visitor's session (and the latents it keeps) lives this long, and at most this many.
+    state_ttl_s: int = _setting(1800, "seconds a visitor's session data (encoded latents) is kept")
+    max_sessions: int = _setting(500, "most visitor sessions kept; the least recently used is dropped")
+    cache_max_age_s: int = _setting(3600, "Gradio's cached output files older than this are deleted (s)")
 
     @classmethod
     def from_sources(cls, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -73,7 +79,8 @@ class Settings:
 
     def validate(self) -> None:
         for name in ("max_image_side", "min_image_side", "max_image_pixels", "max_steps", "max_prompt_tokens",
-                     "max_seed_walk_frames", "max_file_size_mb", "concurrency_limit", "queue_max_size"):
+                     "max_seed_walk_frames", "max_file_size_mb", "concurrency_limit", "queue_max_size", "state_ttl_s",
+                     "max_sessions", "cache_max_age_s"):
             if getattr(self, name) < 1:
                 raise ValueError(f"setting {name} must be >= 1, got {getattr(self, name)}")
         if self.min_image_side > self.max_image_side:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -41,6 +43,7 @@ class TaskResult:
     image_latents: torch.Tensor | None = None  # img2img/inpaint: the encoded input
     latent_mask: torch.Tensor | None = None  # inpaint: (1, 1, h, w), the mask on the latent grid
     method: str = ""  # inpaint: latent blending or the inpainting UNet
+    flagged: bool = False  # the safety checker hid the image (shown black)
 
 
 class _Run:
@@ -54,12 +57,19 @@ class _Run:
         self.scheduler = make_scheduler(models.scheduler_config, params.scheduler)
         self.timings: dict[str, float] = {}
         self.trajectory: list[torch.Tensor] = []
+        self.flagged = False  # the safety checker (when on) hid the decoded image
         with self.timed("text"):
             self.prompt = encode_prompt(models, params.prompt, params.negative_prompt,
                                         uses_guidance(params.guidance_scale), settings.max_prompt_tokens)
 
-    def timed(self, name: str):
-        return _Timer(self.timings, name)
+    @contextmanager
+    def timed(self, name: str) -> Iterator[None]:
+        """Adds the seconds spent in the block to timings[name]."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
 
     def denoise(self, latents, timesteps, callback: StepCallback | None, inpaint=None) -> torch.Tensor:
         def record(i, t, step_latents):
@@ -79,24 +89,16 @@ class _Run:
         if decoder is None:
             raise ValueError("fast decode was asked for but no fast decoder is loaded")
         with self.timed("decode"):
-            return pixels_to_pil(latents_to_pixels(decoder, latents))
+            image = pixels_to_pil(latents_to_pixels(decoder, latents))
+        if self.models.safety_filter is not None:
+            image, self.flagged = self.models.safety_filter.screen(image)
+        return image
 
     def result(self, image, latents, start_latents, timesteps, **extra) -> TaskResult:
         self.timings["total"] = time.perf_counter() - self.started
         return TaskResult(image=image, latents=latents.float().cpu(), start_latents=start_latents.float().cpu(),
                           trajectory=self.trajectory, timesteps=[int(t) for t in timesteps], seed=self.params.seed,
-                          prompt=self.prompt, timings=self.timings, **extra)
-
-
-class _Timer:
-    def __init__(self, timings: dict, name: str):
-        self.timings, self.name = timings, name
-
-    def __enter__(self):
-        self.start = time.perf_counter()
-
-    def __exit__(self, *exc):
-        self.timings[self.name] = self.timings.get(self.name, 0.0) + time.perf_counter() - self.start
+                          prompt=self.prompt, timings=self.timings, flagged=self.flagged, **extra)
 
 
 def generate(models: Models, params: GenerateParams, settings: Settings, callback: StepCallback | None = None,

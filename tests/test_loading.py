@@ -11,7 +11,7 @@ from ldm_checkpoint import save_as_ldm_checkpoint
 
 from latent_demo import tasks
 from latent_demo.config import Settings
-from latent_demo.models import ModelLoadError, choose_dtypes, load_models
+from latent_demo.models import ModelLoadError, choose_dtypes, cpu_has_fast_bfloat16, load_models
 from latent_demo.params import GenerateParams
 
 
@@ -26,7 +26,7 @@ def saved_pipeline(tmp_path_factory, models):
 
 
 def test_a_saved_diffusers_folder_loads_and_generates_the_same(saved_pipeline, models, settings):
-    loaded = load_models(Settings(model=str(saved_pipeline), fast_decoder="none", offline=True))
+    loaded = load_models(Settings(model=str(saved_pipeline), fast_decoder="none", offline=True, dtype="float32"))
     assert loaded.source == str(saved_pipeline) and not loaded.is_untrained and loaded.fallback_reason is None
     assert loaded.scheduler_config["_class_name"] == "EulerDiscreteScheduler"
     params = GenerateParams(prompt="a kite", seed=4, num_inference_steps=2, width=64, height=64)
@@ -67,7 +67,9 @@ def test_missing_fast_decoder_is_logged_not_fatal(saved_pipeline, caplog):
 
 def test_dtype_choice_keeps_the_vae_in_float32_with_float16():
     assert choose_dtypes(torch.device("cuda"), "auto") == (torch.float16, torch.float32)
-    assert choose_dtypes(torch.device("cpu"), "auto") == (torch.float32, torch.float32)
+    cpu_auto = torch.bfloat16 if cpu_has_fast_bfloat16() else torch.float32  # these Xeons: AVX512-BF16
+    assert choose_dtypes(torch.device("cpu"), "auto") == (cpu_auto, cpu_auto)
+    assert choose_dtypes(torch.device("cpu"), "float32") == (torch.float32, torch.float32)
     assert choose_dtypes(torch.device("cpu"), "bfloat16") == (torch.bfloat16, torch.bfloat16)
     with pytest.raises(ModelLoadError, match="float16 is not supported on the CPU"):
         choose_dtypes(torch.device("cpu"), "float16")
@@ -96,7 +98,7 @@ def test_a_single_file_ldm_checkpoint_loads_offline_with_the_same_weights(saved_
     """An original-layout (CompVis) .safetensors checkpoint, its configs taken from a local diffusers folder."""
     file = save_as_ldm_checkpoint(models, tmp_path / "tiny-sd.safetensors")
     loaded = load_models(Settings(model=str(file), single_file_config=str(saved_pipeline), offline=True,
-                                  fast_decoder="none"))
+                                  fast_decoder="none", dtype="float32"))
     assert loaded.source == str(file) and not loaded.is_untrained and loaded.fallback_reason is None
     assert loaded.scheduler_config["_class_name"] == "EulerDiscreteScheduler"
     for name in ("unet", "vae", "text_encoder"):

@@ -13,7 +13,6 @@ from latent_demo.ui.examples import ASSETS
 
 TITLE = "latent-demo: see how latent diffusion works"
 CSS = "#offline-banner {border: 2px solid #d97706; border-radius: 8px; padding: 4px 12px; background: #fef3c7}"
-CACHE_CLEANUP = (3600, 3600)  # every hour, delete Gradio's cached files older than an hour
 
 
 def intro(models: Models) -> str:
@@ -34,11 +33,12 @@ def offline_banner(models: Models) -> str:
 
 def build_app(models: Models, settings: Settings) -> gr.Blocks:
     """Build the UI around already-loaded models; nothing is loaded or launched here."""
-    with gr.Blocks(title=TITLE, delete_cache=CACHE_CLEANUP, analytics_enabled=False) as demo:
+    cleanup = (settings.cache_max_age_s, settings.cache_max_age_s)  # every age seconds, delete files older than age
+    with gr.Blocks(title=TITLE, delete_cache=cleanup, analytics_enabled=False) as demo:
         gr.Markdown(intro(models), elem_id="intro")
         if models.is_untrained:
             gr.Markdown(offline_banner(models), elem_id="offline-banner")
-        encoded = gr.State(None)
+        encoded = gr.State(None, time_to_live=settings.state_ttl_s)
         with gr.Tabs() as tabs:
             ctx = TabContext(models=models, settings=settings, encoded=encoded)
             with gr.Tab("1 · Encode", id="encode"):
@@ -83,6 +83,7 @@ def launch_options(settings: Settings) -> dict:
         "server_port": settings.port,
         "share": settings.share,
         "max_file_size": f"{settings.max_file_size_mb}mb",
+        "state_session_capacity": settings.max_sessions,
         "allowed_paths": [str(ASSETS)],
         "ssr_mode": False,
         "css": CSS,

@@ -30,6 +30,7 @@ log = logging.getLogger("latent_demo.ui")
 MODEL_JOBS = "models"  # the one concurrency_id of every event that runs the models
 SCRATCH_DIR = Path(tempfile.gettempdir()) / f"latent-demo-{os.getpid()}"
 SCRATCH_MAX_AGE_S = 600  # Gradio copied each file into its own cache long before this
+SCRATCH_MAX_FOLDERS = 64  # and at most this many are kept, whatever their age
 
 try:  # ZeroGPU on Hugging Face Spaces: GPU functions must be wrapped; elsewhere this is a no-op
     import spaces
@@ -92,10 +93,10 @@ class Cancelled(Exception):
 
 def user_errors(fn: Callable) -> Callable:
     """ValueError -> gr.Error with the message; anything else is logged (no image data) and reported briefly."""
-    def translate(err: Exception) -> gr.Error:
+    def translate(err: Exception, args: tuple) -> gr.Error:
         if isinstance(err, ValueError):
             return gr.Error(str(err))
-        log.exception("%s failed: %s", fn.__name__, type(err).__name__)
+        log.exception("%s failed with %s; arguments: %s", fn.__name__, type(err).__name__, describe_arguments(args))
         return gr.Error(f"The server hit an unexpected {type(err).__name__}; it was logged. Please try again.")
 
     if inspect.isgeneratorfunction(fn):
@@ -106,7 +107,7 @@ def user_errors(fn: Callable) -> Callable:
             except (gr.Error, Cancelled, GeneratorExit):
                 raise
             except Exception as err:  # noqa: BLE001  (translated for the visitor, logged for us)
-                raise translate(err) from err
+                raise translate(err, args) from err
         return generator_wrapper
 
     @functools.wraps(fn)
@@ -116,8 +117,21 @@ def user_errors(fn: Callable) -> Callable:
         except gr.Error:
             raise
         except Exception as err:  # noqa: BLE001
-            raise translate(err) from err
+            raise translate(err, args) from err
     return wrapper
+
+
+def describe_arguments(args: tuple) -> str:
+    """Enough to reproduce a failure (numbers, flags, sizes) without logging what visitors sent (text, images)."""
+    def describe(value) -> str:
+        if value is None or isinstance(value, bool | int | float):
+            return repr(value)
+        if isinstance(value, str):
+            return f"<text, {len(value)} chars>"
+        if isinstance(value, Image.Image):
+            return f"<image {value.width}x{value.height} {value.mode}>"
+        return f"<{type(value).__name__}>"
+    return ", ".join(describe(value) for value in args)
 
 
 def stream_task(task: Callable[[Callable], Any]) -> Iterator[tuple[str, Any]]:
@@ -166,8 +180,12 @@ def preview_image(models: Models, latents: torch.Tensor, size: tuple[int, int], 
     if mode == "none":
         return gr.skip()
     if mode == "fast" and models.fast_decoder is not None and not models.is_untrained:
-        return pixels_to_pil(latents_to_pixels(models.fast_decoder, latents)).resize(size)
-    return latents_to_rgb_preview(latents).resize(size, Image.Resampling.NEAREST)
+        preview = pixels_to_pil(latents_to_pixels(models.fast_decoder, latents)).resize(size)
+    else:
+        preview = latents_to_rgb_preview(latents).resize(size, Image.Resampling.NEAREST)
+    if models.safety_filter is not None:  # previews show what is being generated: screened like the result
+        preview, _ = models.safety_filter.screen(preview)
+    return preview
 
 
 def upscale(image: Image.Image, factor: int) -> Image.Image:
@@ -178,11 +196,19 @@ def upscale(image: Image.Image, factor: int) -> Image.Image:
 def scratch_path(filename: str) -> Path:
     """A fresh path for a file we hand to Gradio (which copies it into its own cache); old ones are pruned."""
     SCRATCH_DIR.mkdir(parents=True, exist_ok=True)
+    folders = sorted(((_mtime(folder), folder) for folder in SCRATCH_DIR.iterdir()), reverse=True)
     cutoff = time.time() - SCRATCH_MAX_AGE_S
-    for folder in SCRATCH_DIR.iterdir():
-        if folder.stat().st_mtime < cutoff:
+    for index, (mtime, folder) in enumerate(folders):
+        if index >= SCRATCH_MAX_FOLDERS or mtime < cutoff:
             shutil.rmtree(folder, ignore_errors=True)
     return Path(tempfile.mkdtemp(dir=SCRATCH_DIR)) / filename
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:  # pruned meanwhile by another request
+        return 0.0
 
 
 def to_gif(frames: list[Image.Image], seconds_per_frame: float = 0.25) -> str:

@@ -11,7 +11,7 @@ from latent_demo.config import Settings
 from latent_demo.models import Models
 from latent_demo.params import MAX_GUIDANCE, MAX_SEED
 from latent_demo.schedulers import MODEL_DEFAULT, SCHEDULER_NAMES
-from latent_demo.text import PromptEmbeddings
+from latent_demo.tasks import TaskResult
 
 MAX_RANDOM_SEED = 2**32 - 1
 
@@ -64,8 +64,13 @@ def fast_decode_input(models: Models) -> gr.Checkbox:
                        visible=models.fast_decoder is not None)
 
 
-def prompt_note(prompt: PromptEmbeddings) -> str:
-    if not prompt.truncated:
-        return ""
-    return (f"\n\n⚠️ The prompt has {prompt.token_count} tokens; CLIP reads only {prompt.token_limit}, so this was "
-            f"dropped: “{prompt.dropped_text}”")
+def result_notes(result: TaskResult) -> str:
+    """What the visitor should know about a result: a truncated prompt, a hidden image."""
+    notes = ""
+    prompt = result.prompt
+    if prompt.truncated:
+        notes += (f"\n\n⚠️ The prompt has {prompt.token_count} tokens; CLIP reads only {prompt.token_limit}, so "
+                  f"this was dropped: “{prompt.dropped_text}”")
+    if result.flagged:
+        notes += "\n\n⚠️ The safety checker flagged this image, so it is shown black. Try another prompt or seed."
+    return notes

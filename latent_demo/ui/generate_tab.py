@@ -54,7 +54,7 @@ def build(ctx: TabContext) -> None:
             noise = [upscale(image, 4) for image in latents_to_channel_images(result.start_latents)]
             frames = trajectory_frames(models, result.trajectory, size, settings.preview) + [result.image]
             captions = [f"step {i + 1}, t={t}" for i, t in enumerate(result.timesteps)] + ["decoded"]
-            note = controls.prompt_note(result.prompt)
+            note = controls.result_notes(result)
             yield (result.seed, noise, result.image, result.image, list(zip(frames, captions, strict=True)),
                    to_gif(frames), f"Seed **{result.seed}** · {format_timings(result.timings)}{note}")
 

@@ -65,7 +65,7 @@ def build(ctx: TabContext) -> Img2ImgTab:
                        f"(strength {params.strength:g} → {len(result.timesteps)} steps run"
                        f"{', first t = ' + str(result.timesteps[0]) if result.timesteps else ''}). "
                        f"Seed **{result.seed}** · {format_timings(result.timings)}"
-                       f"{controls.prompt_note(result.prompt)}")
+                       f"{controls.result_notes(result)}")
             yield result.seed, encoded_view, noised_view, result.image, result.image, summary
 
     gr.Markdown(INTRO)

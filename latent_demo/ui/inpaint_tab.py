@@ -81,7 +81,7 @@ def build(ctx: TabContext) -> InpaintTab:
                                  models.vae_scale_factor)
             summary = (f"Method: **{result.method}**. The mask covers {int(grid.sum())} of {grid.size} latent cells. "
                        f"Seed **{result.seed}** · {format_timings(result.timings)}"
-                       f"{controls.prompt_note(result.prompt)}")
+                       f"{controls.result_notes(result)}")
             yield result.seed, grid_image, result.image, result.image, summary
 
     gr.Markdown(INTRO)

@@ -67,7 +67,7 @@ def build(ctx: TabContext) -> None:
                           elem_id="noise-channels")
     plot = gr.LinePlot(schedule_frame(alphas_cumprod, 500), x="timestep", y="weight", color="curve",
                        title="The noise schedule", elem_id="noise-plot")
-    cache = gr.State(None)
+    cache = gr.State(None, time_to_live=settings.state_ttl_s)  # this visitor's clean latents, not re-encoded
     inputs, outputs = [image, timestep, seed, cache], [channels, decoded, plot, note, cache]
     run.click(explore, inputs, outputs, **ctx.model_job(api_name="add_noise"))
     timestep.release(explore, inputs, outputs, **ctx.model_job(api_visibility="private"))

@@ -57,5 +57,8 @@ def build(ctx: TabContext) -> None:
             gallery = gr.Gallery(label="Frames", columns=4, height="auto", format="png", elem_id="walk-gallery")
             gif = gr.File(label="The walk as an animated GIF", elem_id="walk-gif")
     inputs = [prompt, seed_a, seed_b, frames, steps, guidance, scheduler, width, height]
-    event = start.click(walk, inputs, [gallery, gif, status], **ctx.model_job(api_name="seed_walk"))
+    outputs = [gallery, gif, status]
+    event = start.click(walk, inputs, outputs, **ctx.model_job(api_name="seed_walk"))
     cancel.click(None, cancels=[event])
+    ctx.examples([[PROMPTS[1], 1, 2], [PROMPTS[2], 7, 8]], [prompt, seed_a, seed_b], walk, inputs, outputs,
+                 "Examples (click one to walk)")

@@ -1,0 +1,1 @@
+"""Benchmarks of latent-demo against raw diffusers on full-size architectures (random weights)."""

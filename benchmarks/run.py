@@ -1,0 +1,174 @@
+"""`python -m benchmarks.run [--quick]`: every performance figure beside its anchor, measured in this run.
+
+Ratios are medians of alternating repetitions in one process on the same components. Exit status 1 if a ratio
+target is missed (not in --quick, which runs the tiny model as a smoke test with no timing verdicts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from diffusers import StableDiffusionPipeline
+from torch.utils.flop_counter import FlopCounterMode
+
+from benchmarks import components, processes
+from benchmarks.harness import Config, Row, alternate, verdict
+from latent_demo.config import Settings
+from latent_demo.encoding import encode_image
+from latent_demo.images import open_image, pil_to_pixels
+from latent_demo.latents import latents_to_pixels, latents_to_rgb_preview
+from latent_demo.params import GenerateParams
+from latent_demo.schedulers import make_scheduler
+from latent_demo.tasks import generate
+from latent_demo.ui.examples import asset
+
+
+def bench_turbo(cfg: Config, settings: Settings) -> list[Row]:
+    """The CPU visitor's experience: sd-turbo size, 1 step, no guidance, bf16, fast or full decode."""
+    preset = "tiny" if cfg.quick else "sd-turbo"
+    rows = []
+    results = {}
+    for dtype in (torch.bfloat16, torch.float32):
+        models = components.build(preset, dtype)
+        fast = models.fast_decoder is not None
+        params = GenerateParams(prompt="a red fox in the snow", num_inference_steps=1, guidance_scale=0.0,
+                                width=cfg.size, height=cfg.size, seed=1, fast_decode=fast)
+        full = GenerateParams(**{**params.__dict__, "fast_decode": False})
+        times = alternate({"fast": lambda p=params, m=models: generate(m, p, settings),
+                           "full": lambda p=full, m=models: generate(m, p, settings)}, cfg.reps)
+        results[dtype] = np.asarray(generate(models, params, settings).image, dtype=np.int16)
+        name = str(dtype).removeprefix("torch.")
+        decoder = "TAESD-size decoder" if fast else "full VAE"
+        rows.append(Row(f"{preset} 1 step {cfg.size}px, {name}, {decoder}", f"{times['fast']:.2f} s",
+                        target="≤ 15 s" if dtype == torch.bfloat16 else "",
+                        ok=verdict(cfg, times["fast"] <= 15) if dtype == torch.bfloat16 else None))
+        rows.append(Row(f"{preset} 1 step {cfg.size}px, {name}, full VAE decode", f"{times['full']:.2f} s"))
+        del models
+        gc.collect()
+    diff = np.abs(results[torch.bfloat16] - results[torch.float32])
+    rows.append(Row("image difference bf16 vs fp32 (uint8)", f"max {diff.max()}, mean {diff.mean():.2f}"))
+    return rows
+
+
+def bench_encode_tab(cfg: Config, settings: Settings, models) -> list[Row]:
+    image = open_image(asset("astronaut.png"), settings.max_image_pixels).resize((cfg.size, cfg.size))
+    vae = models.vae
+
+    @torch.inference_mode()
+    def raw():
+        latents = vae.encode(pil_to_pixels(image).to(vae.dtype)).latent_dist.mean
+        vae.decode(latents).sample.float()
+
+    times = alternate({"tab": lambda: encode_image(models, image, settings), "raw": raw}, cfg.reps)
+    ratio = times["tab"] / times["raw"]
+    dtype = str(models.vae_dtype).removeprefix("torch.")
+    return [Row(f"Encode tab end to end, {cfg.size}px, {dtype}", f"{times['tab']:.2f} s",
+                f"raw vae.encode+decode {times['raw']:.2f} s", ratio, "≤ 1.05", verdict(cfg, ratio <= 1.05)),
+            Row(f"Encode tab at {cfg.size}px, {dtype}", f"{times['tab']:.2f} s", target="≤ 10 s",
+                ok=verdict(cfg, times["tab"] <= 10))]
+
+
+def unet_step(models, batch: int, size: int) -> Callable:
+    latents = torch.randn(batch, 4, size // 8, size // 8, dtype=models.dtype)
+    text = torch.randn(batch, 77, models.text_encoder.config.hidden_size, dtype=models.dtype)
+
+    @torch.inference_mode()
+    def step():
+        models.unet(latents, 999, encoder_hidden_states=text)
+    return step
+
+
+def matmul_gflops(dtype: torch.dtype, n: int, reps: int) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    time_s = alternate({"mm": lambda: a @ b}, max(3, reps))["mm"]
+    return 2 * n**3 / time_s / 1e9
+
+
+def bench_unet_and_previews(cfg: Config, models) -> tuple[list[Row], float]:
+    step = unet_step(models, 2, cfg.size)
+    with FlopCounterMode(display=False) as counter:
+        step()
+    flops = counter.get_total_flops()
+    step_s = alternate({"unet": step}, cfg.reps)["unet"]
+    peak = matmul_gflops(models.dtype, 1024 if cfg.quick else 4096, cfg.reps)
+    achieved = flops / step_s / 1e9
+    latents = torch.randn(1, 4, cfg.size // 8, cfg.size // 8)
+    preview_s = alternate({"preview": lambda: latents_to_rgb_preview(latents)}, 20)["preview"]
+    dtype = str(models.dtype).removeprefix("torch.")
+    rows = [Row(f"UNet step (batch 2, {cfg.size}px, {dtype})", f"{step_s:.2f} s, {flops / 1e9:.0f} GFLOP"),
+            Row("UNet throughput vs this CPU's torch.mm peak", f"{achieved:.0f} GFLOP/s",
+                f"mm {peak:.0f} GFLOP/s", achieved / peak, "aim ≥ 0.50")]
+    rows.append(Row("per-step preview (linear latent→RGB) / UNet step", f"{preview_s * 1e3:.2f} ms",
+                    f"UNet step {step_s:.2f} s", preview_s / step_s, "≤ 0.01",
+                    verdict(cfg, preview_s / step_s <= 0.01)))
+    if models.fast_decoder is not None:
+        fast_s = alternate({"taesd": lambda: latents_to_pixels(models.fast_decoder, latents)}, cfg.reps)["taesd"]
+        rows.append(Row("per-step preview with the TAESD-size decoder / UNet step", f"{fast_s:.2f} s",
+                        f"UNet step {step_s:.2f} s", fast_s / step_s, "(stated)"))
+    return rows, step_s
+
+
+def bench_generate_vs_diffusers(cfg: Config, settings: Settings, models) -> list[Row]:
+    """Our generate (with the app's per-step preview callback) vs StableDiffusionPipeline, same everything."""
+    pipe = StableDiffusionPipeline(vae=models.vae, text_encoder=models.text_encoder, tokenizer=models.tokenizer,
+                                   unet=models.unet, scheduler=make_scheduler(models.scheduler_config),
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    params = GenerateParams(prompt="a red fox in the snow", seed=3, num_inference_steps=cfg.steps,
+                            guidance_scale=7.5, width=cfg.size, height=cfg.size)
+
+    def ours(steps=cfg.steps):
+        p = GenerateParams(**{**params.__dict__, "num_inference_steps": steps})
+        return generate(models, p, settings, callback=lambda i, t, latents: latents_to_rgb_preview(latents)).image
+
+    def diffusers_(steps=cfg.steps):
+        return pipe(params.prompt, num_inference_steps=steps, guidance_scale=7.5, width=cfg.size,
+                    height=cfg.size, generator=torch.Generator("cpu").manual_seed(3)).images[0]
+
+    times = alternate({"ours": ours, "diffusers": diffusers_}, cfg.reps,
+                      warmup={"ours": lambda: ours(1), "diffusers": lambda: diffusers_(1)})
+    ratio = times["ours"] / times["diffusers"]
+    diff = np.abs(np.asarray(ours(), np.int16) - np.asarray(diffusers_(), np.int16))
+    dtype = str(models.dtype).removeprefix("torch.")
+    return [Row(f"generate vs StableDiffusionPipeline ({cfg.size}px, {cfg.steps} steps, guidance 7.5, {dtype})",
+                f"{times['ours']:.1f} s", f"{times['diffusers']:.1f} s", ratio, "≤ 1.02", verdict(cfg, ratio <= 1.02)),
+            Row("… image difference ours vs diffusers (uint8)",
+                f"max {diff.max()}, mean {diff.mean():.3f} (bf16 noise is drawn in fp32 by us)")]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny model, 1 repetition, no verdicts (CI smoke test)")
+    parser.add_argument("--reps", type=int, default=3, help="repetitions per measurement (median)")
+    parser.add_argument("--out", help="also write the table to this markdown file")
+    args = parser.parse_args(argv)
+    cfg = Config(quick=args.quick, reps=1 if args.quick else args.reps, size=64 if args.quick else 512,
+                 steps=2 if args.quick else 20)
+    settings = Settings(max_image_side=max(cfg.size, 64), min_image_side=64)
+    torch.manual_seed(0)
+    rows = bench_turbo(cfg, settings)
+    sd15 = components.build("tiny" if cfg.quick else "sd15", torch.bfloat16 if not cfg.quick else torch.float32)
+    rows += bench_encode_tab(cfg, settings, sd15)
+    unet_rows, _ = bench_unet_and_previews(cfg, sd15)
+    rows += unet_rows
+    rows += bench_generate_vs_diffusers(cfg, settings, sd15)
+    del sd15
+    gc.collect()
+    rows += processes.bench_memory(cfg.quick)
+    rows += processes.bench_startup(cfg.quick)
+    table = "\n".join(["| measurement | value | anchor | ratio | target | verdict |", "|---|---|---|---|---|---|"]
+                      + [row.line() for row in rows])
+    header = f"threads {torch.get_num_threads()}, torch {torch.__version__}, {'quick' if cfg.quick else 'full'} run"
+    print(header + "\n\n" + table)
+    if args.out:
+        with open(args.out, "w") as file:
+            file.write(header + "\n\n" + table + "\n")
+    return 1 if any(row.ok is False for row in rows) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

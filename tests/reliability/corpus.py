@@ -1,0 +1,171 @@
+"""The bad-input corpus: files and values a public Space gets from visitors and bots, each with what must happen.
+
+Every case is (id, endpoint, arguments, expected): expected is None for "a valid result" or a regex the readable
+AppError message must match. Files are written into a folder given by the test.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from gradio_client import handle_file
+from PIL import Image
+
+from latent_demo.ui.examples import asset
+
+NAN, INF = float("nan"), float("inf")
+UNREADABLE = "not an image this app can read"
+DEFAULT = "model default"
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    endpoint: str
+    args: tuple
+    expected: str | None  # None: a valid result; else a regex of the error message
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG header declaring width x height with almost no data (a decompression-bomb probe)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(
+        b"IEND", b"")
+
+
+def encoded(image: Image.Image, fmt: str, **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def sample(width: int = 96, height: int = 64) -> Image.Image:
+    y, x = np.mgrid[0:height, 0:width]
+    return Image.fromarray(np.stack([x * 2, y * 3, (x + y)], -1).clip(0, 255).astype(np.uint8))
+
+
+def write_files(folder: Path) -> dict[str, str]:
+    """Every odd file of the corpus, by name -> path."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # displayed rotated by 90°
+    frames = [Image.new("RGB", (64, 64), c) for c in [(255, 0, 0), (0, 0, 255)]]
+    gif = io.BytesIO()
+    frames[0].save(gif, format="GIF", save_all=True, append_images=frames[1:])
+    sixteen = Image.fromarray((np.arange(64 * 96).reshape(64, 96) * 10).astype(np.uint16))
+    files = {
+        "empty.png": b"",
+        "truncated.png": encoded(sample(), "PNG")[:300],
+        "truncated.jpg": encoded(sample(256, 256), "JPEG")[:700],
+        "text.png": b"Hello, I am a text file with an image's name.\n",
+        "vector.svg": b'<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><rect width="9"/></svg>',
+        "animated.gif": gif.getvalue(),
+        "sixteen_bit.png": encoded(sixteen, "PNG"),
+        "cmyk.jpg": encoded(sample().convert("CMYK"), "JPEG"),
+        "palette.png": encoded(sample().convert("P"), "PNG"),
+        "grey_alpha.png": encoded(sample().convert("LA"), "PNG"),
+        "rotated.jpg": encoded(sample(96, 64), "JPEG", exif=exif),
+        "one_pixel.png": encoded(Image.new("RGB", (1, 1)), "PNG"),
+        "seven_by_nine.png": encoded(Image.new("RGB", (7, 9)), "PNG"),
+        "bomb_header.png": png_claiming(20000, 20000),
+        "bomb_real.png": encoded(Image.new("1", (12000, 12000)), "PNG"),  # 144 MP that compresses to ~20 kB
+        "mask_small.png": encoded(Image.new("RGBA", (32, 32), (255, 255, 255, 255)), "PNG"),
+        "mask_empty.png": encoded(Image.new("RGBA", (512, 512), (0, 0, 0, 0)), "PNG"),
+        "mask_full.png": encoded(Image.new("RGBA", (512, 512), (255, 255, 255, 255)), "PNG"),
+    }
+    paths = {}
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+        paths[name] = str(folder / name)
+    return paths
+
+
+def generate_args(prompt="a fox", negative="", seed=1, randomize=False, steps=2, guidance=0.0, scheduler=DEFAULT,
+                  width=64, height=64, fast=False) -> tuple:
+    return (prompt, negative, seed, randomize, steps, guidance, scheduler, width, height, fast)
+
+
+def img2img_args(image, strength=0.5, seed=1, steps=2, source="the uploaded image") -> tuple:
+    return (source, image, "a tiger", "", seed, False, steps, 0.0, strength, DEFAULT, False)
+
+
+def inpaint_args(mask, feather=0.0, background=None, strength=1.0) -> tuple:
+    editor = {"background": background or handle_file(asset("astronaut.png")),
+              "layers": [] if mask is None else [mask], "composite": None}
+    return (editor, "a flower", "", 1, False, 2, 0.0, strength, feather, DEFAULT, False)
+
+
+def cases(files: dict[str, str]) -> list[Case]:
+    f = {name: handle_file(path) for name, path in files.items()}
+    out = [
+        Case("0-byte file", "/encode", (f["empty.png"], False), UNREADABLE),
+        Case("truncated PNG", "/encode", (f["truncated.png"], False), UNREADABLE + "|damaged or truncated"),
+        Case("truncated JPEG", "/encode", (f["truncated.jpg"], False), "damaged or truncated|" + UNREADABLE),
+        Case("text file named .png", "/encode", (f["text.png"], False), UNREADABLE),
+        Case("SVG", "/encode", (f["vector.svg"], False), UNREADABLE),
+        Case("animated GIF", "/encode", (f["animated.gif"], False), None),
+        Case("16-bit PNG", "/encode", (f["sixteen_bit.png"], False), None),
+        Case("CMYK JPEG", "/encode", (f["cmyk.jpg"], False), None),
+        Case("palette PNG", "/encode", (f["palette.png"], False), None),
+        Case("LA PNG", "/encode", (f["grey_alpha.png"], False), None),
+        Case("EXIF-rotated JPEG", "/encode", (f["rotated.jpg"], False), None),
+        Case("1x1 image", "/encode", (f["one_pixel.png"], False), "at least 64 px"),
+        Case("7x9 image", "/encode", (f["seven_by_nine.png"], False), "at least 64 px"),
+        Case("20000x20000 header", "/encode", (f["bomb_header.png"], False), "limit is 40,000,000|" + UNREADABLE),
+        Case("decompression bomb", "/encode", (f["bomb_real.png"], False), "limit is 40,000,000|" + UNREADABLE),
+        Case("no image", "/encode", (None, False), "please upload an image"),
+        Case("bad file to img2img", "/img2img", img2img_args(f["text.png"]), UNREADABLE),
+        Case("bomb to img2img", "/img2img", img2img_args(f["bomb_header.png"]), "limit is 40,000,000|" + UNREADABLE),
+        Case("bad file to noise explorer", "/add_noise", (f["truncated.png"], 500, 0), UNREADABLE + "|damaged"),
+        Case("mask of another size", "/inpaint", inpaint_args(f["mask_small.png"]), "mask layer is 32x32 px"),
+        Case("empty mask", "/inpaint", inpaint_args(f["mask_empty.png"]), "the mask is empty"),
+        Case("no mask layer", "/inpaint", inpaint_args(None), "the mask is empty"),
+        Case("full mask", "/inpaint", inpaint_args(f["mask_full.png"]), None),
+        Case("unreadable background", "/inpaint", inpaint_args(f["mask_full.png"], background=f["text.png"]),
+             UNREADABLE),
+    ]
+    numbers = [
+        ("seed NaN", "/generate", generate_args(seed=NAN)), ("seed inf", "/generate", generate_args(seed=INF)),
+        ("seed -1", "/generate", generate_args(seed=-1)),
+        ("seed 2^63+5", "/generate", generate_args(seed=2**63 + 5)),
+        ("steps NaN", "/generate", generate_args(steps=NAN)), ("steps -5", "/generate", generate_args(steps=-5)),
+        ("steps 1e9", "/generate", generate_args(steps=1e9)),
+        ("guidance NaN", "/generate", generate_args(guidance=NAN)),
+        ("guidance -1", "/generate", generate_args(guidance=-1)),
+        ("guidance 1e6", "/generate", generate_args(guidance=1e6)),
+        ("width 63", "/generate", generate_args(width=63)), ("width 1e5", "/generate", generate_args(width=100000)),
+        ("width NaN", "/generate", generate_args(width=NAN)), ("height -64", "/generate", generate_args(height=-64)),
+        ("strength NaN", "/img2img", img2img_args(f["palette.png"], strength=NAN)),
+        ("strength 2", "/img2img", img2img_args(f["palette.png"], strength=2)),
+        ("strength -0.5", "/img2img", img2img_args(f["palette.png"], strength=-0.5)),
+        ("feather NaN", "/inpaint", inpaint_args(f["mask_full.png"], feather=NAN)),
+        ("feather -1", "/inpaint", inpaint_args(f["mask_full.png"], feather=-1)),
+        ("timestep -1", "/add_noise", (handle_file(asset("chelsea.png")), -1, 0)),
+        ("timestep 1000", "/add_noise", (handle_file(asset("chelsea.png")), 1000, 0)),
+        ("timestep NaN", "/add_noise", (handle_file(asset("chelsea.png")), NAN, 0)),
+        ("noise seed inf", "/add_noise", (handle_file(asset("chelsea.png")), 10, INF)),
+        ("walk frames 1", "/seed_walk", ("a fox", 1, 2, 1, 2, 0.0, DEFAULT, 64, 64)),
+        ("walk frames 1e6", "/seed_walk", ("a fox", 1, 2, 1e6, 2, 0.0, DEFAULT, 64, 64)),
+        ("walk seed B NaN", "/seed_walk", ("a fox", 1, NAN, 3, 2, 0.0, DEFAULT, 64, 64)),
+        ("scheduler unknown", "/generate", generate_args(scheduler="Bogus")),
+        ("img2img source unknown", "/img2img", img2img_args(f["palette.png"], source="from /etc/passwd")),
+    ]
+    out += [Case(name, endpoint, args, r".+") for name, endpoint, args in numbers]
+    prompts = [
+        ("10,000-character prompt", generate_args(prompt="x" * 10_000), "the limit is 300"),
+        ("10,000-character negative prompt", generate_args(negative="y " * 5000, guidance=5.0), "the limit is 300"),
+        ("control characters", generate_args(prompt="a fox\x00\x07\x1b[31m\r\n\t in snow"), None),
+        ("emoji", generate_args(prompt="🦊 in the 🌲🌲, ✨"), None),
+        ("right-to-left and combining marks", generate_args(prompt="ثعلب a\u0301\u200f fox"), None),
+        ("whitespace-only prompt", generate_args(prompt=" \n\t "), "the prompt is empty"),
+        ("missing prompt", generate_args(prompt=None), "the prompt is empty|prompt must be text"),
+        ("missing fields", (None,) * 10, r".+"),
+    ]
+    out += [Case(name, "/generate", args, expected) for name, args, expected in prompts]
+    return out

@@ -1,0 +1,64 @@
+"""Every case of the corpus against the launched app: a valid result or a readable AppError, never a crash."""
+
+import re
+
+import numpy as np
+import pytest
+from corpus import cases, write_files
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from latent_demo import tasks
+from latent_demo.params import GenerateParams
+
+GENERIC = "has not enabled verbose error reporting"  # what an untranslated exception looks like to a client
+def _all_cases(folder):
+    return {case.id: case for case in cases(write_files(folder))}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return _all_cases(tmp_path_factory.mktemp("corpus"))
+
+
+def case_ids():
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:
+        return list(_all_cases(Path(folder)))
+
+
+CASES = case_ids()
+
+
+def test_the_corpus_is_large_enough():
+    assert len(CASES) >= 40 and len(set(CASES)) == len(CASES)
+
+
+@pytest.mark.parametrize("case_id", CASES)
+def test_each_case_gets_a_result_or_a_readable_error(client, corpus, case_id):
+    case = corpus[case_id]
+    if case.expected is None:
+        result = client.predict(*case.args, api_name=case.endpoint)
+        assert result is not None and all(value is not None for value in result)
+        return
+    with pytest.raises(AppError) as raised:
+        client.predict(*case.args, api_name=case.endpoint)
+    message = str(raised.value)
+    assert GENERIC not in message and "Traceback" not in message, message
+    assert re.search(case.expected, message), message
+
+
+def test_rotated_and_odd_images_come_out_upright_and_rgb(client, corpus):
+    gallery, facts, original, *_ = client.predict(*corpus["EXIF-rotated JPEG"].args, api_name="/encode")
+    assert Image.open(original).size == (64, 96)  # 96x64 stored, shown rotated by 90°
+    bright = np.asarray(Image.open(client.predict(*corpus["16-bit PNG"].args, api_name="/encode")[2]))
+    assert bright.ndim == 3 and bright.max() > 200  # 16-bit values scaled down, not clipped to white
+
+
+def test_after_the_corpus_the_server_still_answers_correctly(client, models, app_settings):
+    params = GenerateParams(prompt="a fox", seed=1, num_inference_steps=2, width=64, height=64)
+    expected = np.asarray(tasks.generate(models, params, app_settings).image)
+    served = client.predict("a fox", "", 1, False, 2, 0.0, "model default", 64, 64, False, api_name="/generate")[3]
+    assert np.array_equal(np.asarray(Image.open(served).convert("RGB")), expected)

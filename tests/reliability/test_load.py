@@ -1,0 +1,115 @@
+"""32 visitors at once, mixing every endpoint and seed: each answer equals the one-visitor answer; queue limits hold.
+
+Bounded: a fixed number of requests, loopback only, and a deadline.
+"""
+
+import json
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import free_port
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from latent_demo.config import Settings
+from latent_demo.ui.app import build_app, launch_options
+from latent_demo.ui.examples import asset
+
+VISITORS, REQUESTS_EACH, DEADLINE_S = 32, 3, 600
+REPORT = Path(__file__).resolve().parents[2] / "artifacts" / "reliability-load.json"
+
+
+def requests_for(visitor: int) -> list[tuple[str, tuple, int]]:
+    """(endpoint, args, index of the image output) — schedulers with state (multistep, ancestral) included."""
+    seed = 100 + visitor
+    scheduler = ["model default", "Euler a", "DPM++ 2M", "UniPC"][visitor % 4]
+    mix = [
+        ("/generate", ("a fox", "", seed, False, 3, 4.0, scheduler, 64, 64, False), 3),
+        ("/img2img", ("the uploaded image", handle_file(asset("chelsea.png")), "a tiger", "", seed, False, 4, 0.0,
+                      0.5, scheduler, False), 4),
+        ("/inpaint", ({"background": handle_file(asset("astronaut.png")),
+                       "layers": [handle_file(asset("astronaut-mask.png"))], "composite": None},
+                      "a flower", "", seed, False, 2, 0.0, 1.0, 0, scheduler, False), 3),
+        ("/add_noise", (handle_file(asset("coffee.png")), seed % 1000, seed), 1),
+        ("/encode", (handle_file(asset("rocket.jpg")), False), 3),
+        ("/seed_walk", ("a fox", seed, seed + 1, 2, 2, 0.0, scheduler, 64, 64), 0),
+    ]
+    return [mix[(visitor + k) % len(mix)] for k in range(REQUESTS_EACH)]
+
+
+def image_of(output, index) -> np.ndarray:
+    value = output[index]
+    path = value[-1]["image"] if isinstance(value, list) else value
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def busy_app(models):
+    settings = Settings(fast_decoder="none", offline=True, max_image_side=512, concurrency_limit=2,
+                        queue_max_size=VISITORS * REQUESTS_EACH, port=free_port())
+    demo = build_app(models, settings)
+    demo.launch(prevent_thread_lock=True, quiet=True, **launch_options(settings))
+    yield f"http://127.0.0.1:{settings.port}/"
+    demo.close()
+
+
+def test_32_visitors_get_exactly_their_single_visitor_answers(busy_app):
+    references = {}
+    alone = Client(busy_app, verbose=False)
+    for visitor in range(VISITORS):
+        for endpoint, args, index in requests_for(visitor):
+            key = (endpoint, repr(args))
+            if key not in references:
+                references[key] = image_of(alone.predict(*args, api_name=endpoint), index)
+
+    def visit(visitor):
+        client, results = Client(busy_app, verbose=False), []
+        for endpoint, args, index in requests_for(visitor):
+            started = time.perf_counter()
+            output = client.predict(*args, api_name=endpoint)
+            results.append((endpoint, repr(args), image_of(output, index), time.perf_counter() - started))
+        return results
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(VISITORS) as pool:
+        answers = [result for visitor_results in pool.map(visit, range(VISITORS), timeout=DEADLINE_S)
+                   for result in visitor_results]
+    mismatches = [(endpoint, args[:80]) for endpoint, args, image, _ in answers
+                  if not np.array_equal(image, references[(endpoint, args)])]
+    latencies = sorted(seconds for *_, seconds in answers)
+    report = {"visitors": VISITORS, "requests": len(answers), "mismatches": len(mismatches), "errors": 0,
+              "p50_s": round(statistics.median(latencies), 3),
+              "p95_s": round(latencies[int(0.95 * (len(latencies) - 1))], 3),
+              "wall_s": round(time.monotonic() - started, 1)}
+    REPORT.parent.mkdir(exist_ok=True)
+    REPORT.write_text(json.dumps(report, indent=1))
+    print(report)
+    assert len(answers) == VISITORS * REQUESTS_EACH
+    assert not mismatches, mismatches[:5]
+
+
+def test_past_max_size_visitors_are_told_the_queue_is_full(models):
+    settings = Settings(fast_decoder="none", offline=True, concurrency_limit=1, queue_max_size=2,
+                        port=free_port())
+    demo = build_app(models, settings)
+    demo.launch(prevent_thread_lock=True, quiet=True, **launch_options(settings))
+    try:
+        url = f"http://127.0.0.1:{settings.port}/"
+        jobs = [Client(url, verbose=False).submit("a fox", "", i, False, 30, 5.0, "model default", 256, 256, False,
+                                                  api_name="/generate") for i in range(8)]
+        outcomes = []
+        for job in jobs:
+            try:
+                job.result(timeout=120)
+                outcomes.append("ok")
+            except Exception as err:  # noqa: BLE001  (each job's outcome is what the test counts)
+                outcomes.append(str(err))
+        full = [o for o in outcomes if "Queue is full" in o]
+        assert full and outcomes.count("ok") >= 1, outcomes
+        assert all(o == "ok" or "Queue is full" in o for o in outcomes), outcomes
+    finally:
+        demo.close()

@@ -1,0 +1,57 @@
+"""What a visitor (or a script) cannot do: read server files, pick models or paths, upload huge files."""
+
+import inspect
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+from gradio_client.exceptions import AppError
+
+import latent_demo
+from latent_demo.config import Settings
+from latent_demo.ui.app import launch_options
+
+PACKAGE = Path(latent_demo.__file__).parent
+
+
+def test_defaults_bind_to_loopback_and_limit_uploads():
+    options = launch_options(Settings.from_sources([], environ={}))
+    assert options["server_name"] == "127.0.0.1" and options["max_file_size"] == "10mb"
+    assert options["allowed_paths"] == [str(PACKAGE.parent / "assets")]
+    assert not options["share"]
+
+
+def test_no_endpoint_takes_a_model_path_or_url(client):
+    info = client.view_api(print_info=False, return_format="dict")
+    labels = " ".join(p["label"].lower() + " " + p["parameter_name"].lower()
+                      for endpoint in info["named_endpoints"].values() for p in endpoint["parameters"])
+    assert not re.search(r"\bmodel\b|\burl\b|checkpoint|folder", labels)
+
+
+def test_a_server_file_cannot_be_passed_as_an_upload(client):
+    forged = {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}, "orig_name": "passwd.png"}
+    with pytest.raises(AppError):
+        client.predict(forged, False, api_name="/encode")
+
+
+def test_files_outside_the_assets_are_not_served(app_url):
+    for path in ("/etc/passwd", str(PACKAGE / "config.py")):
+        response = httpx.get(f"{app_url}gradio_api/file={path}")
+        assert response.status_code in (403, 404), (path, response.status_code)
+    assert httpx.get(f"{app_url}gradio_api/file={PACKAGE.parent / 'assets' / 'chelsea.png'}").status_code == 200
+
+
+def test_uploads_over_the_size_limit_are_refused_by_the_server(app_url, app_settings):
+    too_big = b"\0" * (app_settings.max_file_size_mb * 1024 * 1024 + 1)
+    response = httpx.post(f"{app_url}gradio_api/upload", files={"files": ("big.png", too_big, "image/png")})
+    assert response.status_code == 413
+
+
+def test_no_pickle_loading_anywhere():
+    source = "\n".join(path.read_text() for path in PACKAGE.rglob("*.py"))
+    assert "torch.load" not in source and "import pickle" not in source
+    from latent_demo import models
+
+    loader = inspect.getsource(models._load_folder_or_repo) + inspect.getsource(models._load_fast_decoder)
+    assert loader.count("use_safetensors=True") >= 2

@@ -1,0 +1,20 @@
+"""The benchmark command's --quick mode (tiny model) runs end to end and prints every figure: a smoke test."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_quick_benchmark_prints_every_figure():
+    run = subprocess.run([sys.executable, "-m", "benchmarks.run", "--quick"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    table = run.stdout
+    for figure in ("1 step", "image difference bf16 vs fp32", "Encode tab end to end", "UNet throughput",
+                   "per-step preview", "generate vs StableDiffusionPipeline", "peak RSS", "page served",
+                   "model loads in that start-up"):
+        assert figure in table, figure
+    assert "max 0," in table.split("image difference ours vs diffusers")[1]  # fp32: the same image as diffusers
+    assert "| 1 |" in table.split("model loads in that start-up")[1]  # loaded once
