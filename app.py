@@ -3,15 +3,22 @@
 import logging
 import sys
 
-from latent_demo.config import Settings
-from latent_demo.models import load_models
+from latent_demo.config import Settings, build_arg_parser
+from latent_demo.models import ModelLoadError, load_models
 from latent_demo.ui.app import build_app, launch_options
 
 
 def main(argv: list[str] | None = None) -> None:
-    settings = Settings.from_sources(sys.argv[1:] if argv is None else argv)
+    try:
+        settings = Settings.from_sources(sys.argv[1:] if argv is None else argv)
+    except ValueError as err:
+        build_arg_parser().error(str(err))  # exits with the message and the usage, no traceback
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    models = load_models(settings)
+    try:
+        models = load_models(settings)
+    except ModelLoadError as err:
+        logging.getLogger("latent_demo").error("%s", err)
+        sys.exit(1)
     demo = build_app(models, settings)
     demo.launch(**launch_options(settings))
 

@@ -26,6 +26,8 @@ from latent_demo.schedulers import make_scheduler
 from latent_demo.tasks import generate
 from latent_demo.ui.examples import asset
 
+SECTIONS = ["turbo", "encode", "unet", "generate", "app"]
+
 
 def bench_turbo(cfg: Config, settings: Settings) -> list[Row]:
     """The CPU visitor's experience: sd-turbo size, 1 step, no guidance, bf16, fast or full decode."""
@@ -88,7 +90,7 @@ def matmul_gflops(dtype: torch.dtype, n: int, reps: int) -> float:
     return 2 * n**3 / time_s / 1e9
 
 
-def bench_unet_and_previews(cfg: Config, models) -> tuple[list[Row], float]:
+def bench_unet_and_previews(cfg: Config, models) -> list[Row]:
     step = unet_step(models, 2, cfg.size)
     with FlopCounterMode(display=False) as counter:
         step()
@@ -109,7 +111,7 @@ def bench_unet_and_previews(cfg: Config, models) -> tuple[list[Row], float]:
         fast_s = alternate({"taesd": lambda: latents_to_pixels(models.fast_decoder, latents)}, cfg.reps)["taesd"]
         rows.append(Row("per-step preview with the TAESD-size decoder / UNet step", f"{fast_s:.2f} s",
                         f"UNet step {step_s:.2f} s", fast_s / step_s, "(stated)"))
-    return rows, step_s
+    return rows
 
 
 def bench_generate_vs_diffusers(cfg: Config, settings: Settings, models) -> list[Row]:
@@ -121,18 +123,21 @@ def bench_generate_vs_diffusers(cfg: Config, settings: Settings, models) -> list
     params = GenerateParams(prompt="a red fox in the snow", seed=3, num_inference_steps=cfg.steps,
                             guidance_scale=7.5, width=cfg.size, height=cfg.size)
 
+    images = {}
+
     def ours(steps=cfg.steps):
         p = GenerateParams(**{**params.__dict__, "num_inference_steps": steps})
-        return generate(models, p, settings, callback=lambda i, t, latents: latents_to_rgb_preview(latents)).image
+        images["ours"] = generate(models, p, settings,
+                                  callback=lambda i, t, latents: latents_to_rgb_preview(latents)).image
 
     def diffusers_(steps=cfg.steps):
-        return pipe(params.prompt, num_inference_steps=steps, guidance_scale=7.5, width=cfg.size,
-                    height=cfg.size, generator=torch.Generator("cpu").manual_seed(3)).images[0]
+        images["diffusers"] = pipe(params.prompt, num_inference_steps=steps, guidance_scale=7.5, width=cfg.size,
+                                   height=cfg.size, generator=torch.Generator("cpu").manual_seed(3)).images[0]
 
     times = alternate({"ours": ours, "diffusers": diffusers_}, cfg.reps,
                       warmup={"ours": lambda: ours(1), "diffusers": lambda: diffusers_(1)})
     ratio = times["ours"] / times["diffusers"]
-    diff = np.abs(np.asarray(ours(), np.int16) - np.asarray(diffusers_(), np.int16))
+    diff = np.abs(np.asarray(images["ours"], np.int16) - np.asarray(images["diffusers"], np.int16))
     dtype = str(models.dtype).removeprefix("torch.")
     return [Row(f"generate vs StableDiffusionPipeline ({cfg.size}px, {cfg.steps} steps, guidance 7.5, {dtype})",
                 f"{times['ours']:.1f} s", f"{times['diffusers']:.1f} s", ratio, "≤ 1.02", verdict(cfg, ratio <= 1.02)),
@@ -145,21 +150,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny model, 1 repetition, no verdicts (CI smoke test)")
     parser.add_argument("--reps", type=int, default=3, help="repetitions per measurement (median)")
     parser.add_argument("--out", help="also write the table to this markdown file")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=SECTIONS, help="run only these sections")
     args = parser.parse_args(argv)
     cfg = Config(quick=args.quick, reps=1 if args.quick else args.reps, size=64 if args.quick else 512,
                  steps=2 if args.quick else 20)
     settings = Settings(max_image_side=max(cfg.size, 64), min_image_side=64)
     torch.manual_seed(0)
-    rows = bench_turbo(cfg, settings)
-    sd15 = components.build("tiny" if cfg.quick else "sd15", torch.bfloat16 if not cfg.quick else torch.float32)
-    rows += bench_encode_tab(cfg, settings, sd15)
-    unet_rows, _ = bench_unet_and_previews(cfg, sd15)
-    rows += unet_rows
-    rows += bench_generate_vs_diffusers(cfg, settings, sd15)
-    del sd15
-    gc.collect()
-    rows += processes.bench_memory(cfg.quick)
-    rows += processes.bench_startup(cfg.quick)
+    rows = bench_turbo(cfg, settings) if "turbo" in args.only else []
+    if {"encode", "unet", "generate"} & set(args.only):
+        sd15 = components.build("tiny" if cfg.quick else "sd15", torch.float32 if cfg.quick else torch.bfloat16)
+        rows += bench_encode_tab(cfg, settings, sd15) if "encode" in args.only else []
+        rows += bench_unet_and_previews(cfg, sd15) if "unet" in args.only else []
+        rows += bench_generate_vs_diffusers(cfg, settings, sd15) if "generate" in args.only else []
+        del sd15
+        gc.collect()
+    rows += processes.bench_app_process(cfg.quick) if "app" in args.only else []
     table = "\n".join(["| measurement | value | anchor | ratio | target | verdict |", "|---|---|---|---|---|---|"]
                       + [row.line() for row in rows])
     header = f"threads {torch.get_num_threads()}, torch {torch.__version__}, {'quick' if cfg.quick else 'full'} run"

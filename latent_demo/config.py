@@ -55,7 +55,7 @@ class Settings:
     queue_max_size: int = _setting(16, "jobs that may wait; later visitors are told the queue is full")
     # Bounded memory: each visitor's session (and the latents it keeps) lives this long, and at most this many.
     state_ttl_s: int = _setting(1800, "seconds a visitor's session data (encoded latents) is kept")
-    max_sessions: int = _setting(500, "most visitor sessions kept; the least recently used is dropped")
+    max_sessions: int = _setting(200, "most visitor sessions kept; the least recently used is dropped")
     cache_max_age_s: int = _setting(3600, "Gradio's cached output files older than this are deleted (s)")
 
     @classmethod

@@ -35,22 +35,25 @@ class EncodeReport:
     timings: dict[str, float]  # seconds: encode, decode, total
 
 
-def encode_image(models: Models, image: Image.Image, settings: Settings, fast_decode: bool = False) -> EncodeReport:
-    """Encode with the posterior mean (deterministic), decode with the full VAE (or the fast decoder)."""
-    # 1. Fit the image to the limits and to a multiple of the VAE factor
-    started = time.perf_counter()
+def prepare_and_encode(models: Models, image: Image.Image, settings: Settings
+                       ) -> tuple[Image.Image, torch.Tensor, torch.Tensor]:
+    """image -> (the image fitted to the limits and the VAE factor, its pixels, its latents: posterior mean)."""
     prepared = prepare_image(image, settings.max_image_side, settings.min_image_side, models.vae_scale_factor)
     pixels = pil_to_pixels(prepared)
-    # 2. Encode
-    latents = pixels_to_latents(models.vae, pixels).float().cpu()
+    return prepared, pixels, pixels_to_latents(models.vae, pixels).float().cpu()
+
+
+def encode_image(models: Models, image: Image.Image, settings: Settings, fast_decode: bool = False) -> EncodeReport:
+    """Encode with the posterior mean (deterministic), decode with the full VAE (or the fast decoder)."""
+    # 1. Fit the image to the limits and the VAE factor, and encode it
+    started = time.perf_counter()
+    decoder = models.decoder(fast_decode)
+    prepared, pixels, latents = prepare_and_encode(models, image, settings)
     encoded = time.perf_counter()
-    # 3. Decode back to pixels
-    decoder = models.fast_decoder if fast_decode else models.vae
-    if decoder is None:
-        raise ValueError("fast decode was asked for but no fast decoder is loaded")
+    # 2. Decode back to pixels
     reconstruction = latents_to_pixels(decoder, latents)
     decoded = time.perf_counter()
-    # 4. Measure what was lost and what the latents look like
+    # 3. Measure what was lost and what the latents look like
     return EncodeReport(
         image=prepared, latents=latents, channel_images=latents_to_channel_images(latents),
         stats=channel_stats(latents), facts=compression_facts(pixels, latents),

@@ -57,11 +57,11 @@ def slerp(a: torch.Tensor, b: torch.Tensor, fraction: float) -> torch.Tensor:
 
 
 def interpolate(models: Models, seed_a: int, seed_b: int, count: int, height: int, width: int,
-                max_count: int = 64) -> list[torch.Tensor]:
+                max_count: int) -> list[torch.Tensor]:
     """`count` noise latents from seed_a's to seed_b's (both ends included), for an image of height x width."""
     seed_a, seed_b = check_int("seed_a", seed_a, 0, MAX_SEED), check_int("seed_b", seed_b, 0, MAX_SEED)
     count = check_int("count", count, 2, max_count)
-    shape = (1, models.latent_channels, height // models.vae_scale_factor, width // models.vae_scale_factor)
+    shape = models.latent_shape(height, width)
     ends = [draw_noise(shape, torch.Generator("cpu").manual_seed(s), torch.device("cpu"), torch.float32)
             for s in (seed_a, seed_b)]
     return [slerp(ends[0], ends[1], i / (count - 1)) for i in range(count)]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,16 +17,14 @@ def open_image(source: ImageSource, max_pixels: int) -> Image.Image:
     if isinstance(source, np.ndarray):
         source = _array_to_pil(source)
     if isinstance(source, Image.Image):
-        _check_pixel_count(source.size, max_pixels)
+        check_pixel_count(source.size, max_pixels)
         return to_rgb(source)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
-            _check_pixel_count(image.size, max_pixels)  # before decoding: the header is all that was read
-            image.seek(0)  # animated images: the first frame
-            image.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        check_pixel_count(image.size, max_pixels)  # before decoding: the header is all that was read
+        image.seek(0)  # animated images: the first frame
+        image.load()
+    except Image.DecompressionBombError as err:
         raise ValueError(f"image is too large to decode safely ({err}); the limit is {max_pixels:,} pixels") from None
     except UnidentifiedImageError:
         raise ValueError("the file is not an image this app can read (PNG, JPEG, WEBP, GIF, BMP, TIFF)") from None
@@ -36,7 +33,7 @@ def open_image(source: ImageSource, max_pixels: int) -> Image.Image:
     return to_rgb(image)
 
 
-def _check_pixel_count(size: tuple[int, int], max_pixels: int) -> None:
+def check_pixel_count(size: tuple[int, int], max_pixels: int) -> None:
     width, height = size
     if width < 1 or height < 1:
         raise ValueError(f"image is {width}x{height} px: it has no pixels")

@@ -67,6 +67,18 @@ class Models:
     def latent_channels(self) -> int:
         return self.vae.config.latent_channels
 
+    def latent_shape(self, height: int, width: int) -> tuple[int, int, int, int]:
+        """(1, channels, height / 8, width / 8): the latents of one image of height x width pixels."""
+        return (1, self.latent_channels, height // self.vae_scale_factor, width // self.vae_scale_factor)
+
+    def decoder(self, fast: bool) -> AutoencoderKL | AutoencoderTiny:
+        """The full VAE, or the TAESD-size fast decoder when asked for (ValueError if none is loaded)."""
+        if not fast:
+            return self.vae
+        if self.fast_decoder is None:
+            raise ValueError("fast decode was asked for but no fast decoder is loaded")
+        return self.fast_decoder
+
     @property
     def has_inpainting_unet(self) -> bool:
         """A 9-channel UNet takes latents + mask + masked-image latents (SD inpainting checkpoints)."""
@@ -126,7 +138,8 @@ def load_models(settings: Settings) -> Models:
         try:
             models = _load_source(preset, settings, device, dtype, vae_dtype)
         except (OSError, ModelLoadError) as err:
-            reason = f"the default model {PRESETS[preset].source} is not cached locally and could not be downloaded"
+            where = "the local cache (offline mode)" if settings.offline else "the local cache or the Hub"
+            reason = f"the default model {PRESETS[preset].source} could not be loaded from {where}"
             log.warning("OFFLINE MODEL IN USE: %s (%s). Pictures will be noise-like.", reason, _first_line(err))
             models = load_offline_models(device, dtype, vae_dtype)
             models.fallback_reason = reason
@@ -134,7 +147,7 @@ def load_models(settings: Settings) -> Models:
         models = _load_source(settings.model, settings, device, dtype, vae_dtype)
     if settings.safety_checker:
         try:
-            models.safety_filter = load_safety_filter(settings.offline)
+            models.safety_filter = load_safety_filter(settings.offline, device)
         except OSError as err:
             raise ModelLoadError(f"the safety checker {SAFETY_CHECKER_REPO} was asked for but could not be loaded "
                                  f"({_first_line(err)})") from err
@@ -217,7 +230,7 @@ def _load_single_file(path: Path, settings: Settings, dtype: torch.dtype) -> dic
 
 def _load_fast_decoder(settings: Settings, dtype: torch.dtype, device: torch.device) -> AutoencoderTiny | None:
     """Optional: the fast decoder is a nicety, so failing to get it is logged, not fatal."""
-    if settings.fast_decoder.lower() == "none":
+    if (settings.fast_decoder or "none").lower() == "none":
         return None
     try:
         decoder = AutoencoderTiny.from_pretrained(settings.fast_decoder, use_safetensors=True,

@@ -21,7 +21,8 @@ class SafetyFilter:
 
     @torch.inference_mode()
     def is_flagged(self, image: Image.Image) -> bool:
-        clip_input = self.processor(images=[image], return_tensors="pt").pixel_values.to(self.checker.dtype)
+        pixels = self.processor(images=[image], return_tensors="pt").pixel_values
+        clip_input = pixels.to(device=self.checker.device, dtype=self.checker.dtype)
         _, flags = self.checker(clip_input=clip_input, images=[np.zeros((1, 1, 3))])
         return bool(flags[0])
 
@@ -33,11 +34,11 @@ class SafetyFilter:
         return Image.new("RGB", image.size), True
 
 
-def load_safety_filter(offline: bool) -> SafetyFilter:
+def load_safety_filter(offline: bool, device: torch.device) -> SafetyFilter:
     """Raises OSError when the checker is neither cached nor downloadable (the caller reports it)."""
     from transformers import CLIPImageProcessor
 
     checker = StableDiffusionSafetyChecker.from_pretrained(SAFETY_CHECKER_REPO, use_safetensors=True,
                                                            local_files_only=offline)
     processor = CLIPImageProcessor.from_pretrained(SAFETY_CHECKER_REPO, local_files_only=offline)
-    return SafetyFilter(checker.eval().requires_grad_(False), processor)
+    return SafetyFilter(checker.to(device).eval().requires_grad_(False), processor)

@@ -26,15 +26,20 @@ SCHEDULER_NAMES = [MODEL_DEFAULT, *SCHEDULERS]
 
 def make_scheduler(scheduler_config: dict, name: str = MODEL_DEFAULT) -> SchedulerMixin:
     """A new scheduler from the model's config; `name` picks another algorithm with the same noise schedule."""
-    # The two fixes diffusers' Stable Diffusion pipelines apply to outdated scheduler configs on load.
-    scheduler_config = {**scheduler_config, "steps_offset": 1, "clip_sample": False}
     if name == MODEL_DEFAULT:
         class_name = scheduler_config.get("_class_name", "EulerDiscreteScheduler")
-        scheduler_class = getattr(diffusers, class_name, None)
+        scheduler_class, overrides = getattr(diffusers, class_name, None), {}
         if scheduler_class is None:
             raise ValueError(f"the model's scheduler {class_name!r} is not available in diffusers")
-        return scheduler_class.from_config(scheduler_config)
-    if name not in SCHEDULERS:
+    elif name in SCHEDULERS:
+        scheduler_class, overrides = SCHEDULERS[name]
+    else:
         raise ValueError(f"scheduler {name!r} is unknown; choose one of: {', '.join(SCHEDULER_NAMES)}")
-    scheduler_class, overrides = SCHEDULERS[name]
-    return scheduler_class.from_config(scheduler_config, **overrides)
+    scheduler = scheduler_class.from_config(scheduler_config, **overrides)
+    # The two fixes diffusers' Stable Diffusion pipelines apply to outdated scheduler configs when they load.
+    fixes = {}
+    if getattr(scheduler.config, "steps_offset", 1) != 1:
+        fixes["steps_offset"] = 1
+    if getattr(scheduler.config, "clip_sample", False) is True:
+        fixes["clip_sample"] = False
+    return scheduler_class.from_config(scheduler.config, **fixes) if fixes else scheduler

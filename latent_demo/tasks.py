@@ -85,9 +85,7 @@ class _Run:
         return latents
 
     def decode(self, latents: torch.Tensor) -> Image.Image:
-        decoder = self.models.fast_decoder if self.params.fast_decode else self.models.vae
-        if decoder is None:
-            raise ValueError("fast decode was asked for but no fast decoder is loaded")
+        decoder = self.models.decoder(self.params.fast_decode)
         with self.timed("decode"):
             image = pixels_to_pil(latents_to_pixels(decoder, latents))
         if self.models.safety_filter is not None:
@@ -101,6 +99,19 @@ class _Run:
                           prompt=self.prompt, timings=self.timings, flagged=self.flagged, **extra)
 
 
+def planned_steps(models: Models, params: SamplingParams, settings: Settings) -> int:
+    """How many UNet steps a task will run (for progress bars): scheduler order and strength included.
+
+    Checks the parameters first, so a bad value gets its own message before any work starts.
+    """
+    check_sampling(params, settings)
+    if isinstance(params, GenerateParams):
+        check_size(params.width, params.height, settings, models.vae_scale_factor)
+    scheduler = make_scheduler(models.scheduler_config, params.scheduler)
+    first_step = start_index(params.num_inference_steps, getattr(params, "strength", 1.0))
+    return len(timesteps_from(scheduler, params.num_inference_steps, first_step, "cpu"))
+
+
 def generate(models: Models, params: GenerateParams, settings: Settings, callback: StepCallback | None = None,
              initial_noise: torch.Tensor | None = None) -> TaskResult:
     """Text -> image from the seed's noise. `initial_noise` replaces the seed's draw (seed walk)."""
@@ -110,9 +121,10 @@ def generate(models: Models, params: GenerateParams, settings: Settings, callbac
     # 2. Prepare timesteps
     timesteps = timesteps_from(run.scheduler, params.num_inference_steps, 0, models.device)
     # 3. Prepare the initial latents: seed noise, scaled to the scheduler's first sigma
-    shape = (1, models.latent_channels, height // models.vae_scale_factor, width // models.vae_scale_factor)
-    noise = draw_noise(shape, run.generator, models.device, models.dtype) if initial_noise is None else \
-        _checked_noise(initial_noise, shape, models)
+    shape = models.latent_shape(height, width)
+    noise = draw_noise(shape, run.generator, models.device, models.dtype)
+    if initial_noise is not None:  # drawn anyway, so ancestral schedulers' step noise matches a plain run
+        noise = _checked_noise(initial_noise, shape, models)
     latents = noise * run.scheduler.init_noise_sigma
     # 4. Denoising loop
     latents = run.denoise(latents, timesteps, callback)
@@ -172,8 +184,7 @@ def inpaint(models: Models, params: InpaintParams, settings: Settings, image: Im
     with run.timed("encode"):
         if not nine_channels or params.strength < 1.0:
             image_latents = pixels_to_latents(models.vae, pixels, run.generator).to(models.dtype)
-    shape = (1, models.latent_channels, pixels.shape[2] // models.vae_scale_factor,
-             pixels.shape[3] // models.vae_scale_factor)
+    shape = models.latent_shape(pixels.shape[2], pixels.shape[3])
     noise = draw_noise(shape, run.generator, models.device, models.dtype)
     if params.strength >= 1.0 or not len(timesteps):
         start = noise * run.scheduler.init_noise_sigma if len(timesteps) else image_latents
@@ -203,9 +214,7 @@ def _masked_image_latents(models: Models, pixels, pixel_mask, generator, nine_ch
     """
     if nine_channels:
         return pixels_to_latents(models.vae, pixels * (pixel_mask < 0.5), generator).to(models.dtype)
-    shape = (1, models.latent_channels, pixels.shape[2] // models.vae_scale_factor,
-             pixels.shape[3] // models.vae_scale_factor)
-    torch.randn(shape, generator=generator, dtype=models.vae_dtype)
+    torch.randn(models.latent_shape(pixels.shape[2], pixels.shape[3]), generator=generator, dtype=models.vae_dtype)
     return None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import torch
@@ -21,15 +22,31 @@ class PromptEmbeddings:
         return self.token_count > self.token_limit
 
 
+# transformers' fast tokenizers switch their truncation/padding state on every call: concurrent requests sharing
+# the one tokenizer must take turns. Tokenising is sub-millisecond, so the lock costs nothing.
+_TOKENIZER_LOCK = threading.Lock()
+MAX_CHARS_PER_TOKEN = 8  # a prompt longer than 8 characters per allowed token is refused before tokenising
+
+
+def count_tokens(models: Models, text: str, max_tokens: int, what: str = "prompt") -> int:
+    """Tokens in `text` without start/end markers; over the limit -> ValueError (characters checked first)."""
+    if not isinstance(text, str):
+        raise ValueError(f"the {what} must be text, got {type(text).__name__}")
+    if len(text) > max_tokens * MAX_CHARS_PER_TOKEN:
+        raise ValueError(f"the {what} is {len(text):,} characters; the limit is {max_tokens * MAX_CHARS_PER_TOKEN:,}")
+    with _TOKENIZER_LOCK:
+        count = len(models.tokenizer(text, truncation=False).input_ids) - 2
+    if count > max_tokens:
+        raise ValueError(f"the {what} has {count} tokens; the limit is {max_tokens} "
+                         f"(and CLIP reads only the first {models.tokenizer.model_max_length - 2})")
+    return count
+
+
 def check_prompt(prompt: str, models: Models, max_prompt_tokens: int) -> int:
     """The prompt's token count; empty or over-long prompts -> ValueError."""
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError("the prompt is empty; describe the picture you want")
-    count = len(models.tokenizer(prompt, truncation=False).input_ids) - 2
-    if count > max_prompt_tokens:
-        raise ValueError(f"the prompt has {count} tokens; the limit is {max_prompt_tokens} "
-                         f"(and CLIP reads only the first {models.tokenizer.model_max_length - 2})")
-    return count
+    return count_tokens(models, prompt, max_prompt_tokens)
 
 
 @torch.inference_mode()
@@ -37,13 +54,17 @@ def encode_prompt(models: Models, prompt: str, negative_prompt: str | None, guid
                   max_prompt_tokens: int) -> PromptEmbeddings:
     """The same tokenisation and batch order as diffusers' StableDiffusionPipeline.encode_prompt."""
     token_count = check_prompt(prompt, models, max_prompt_tokens)
+    if guidance and negative_prompt:
+        count_tokens(models, negative_prompt, max_prompt_tokens, "negative prompt")
     texts = [negative_prompt or "", prompt] if guidance else [prompt]
     tokenizer = models.tokenizer
-    ids = tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
-                    return_tensors="pt").input_ids
-    embeddings = models.text_encoder(ids.to(models.device))[0].to(models.dtype)
     limit = tokenizer.model_max_length - 2
-    return PromptEmbeddings(embeddings, token_count, limit, _dropped_text(tokenizer, prompt, limit))
+    with _TOKENIZER_LOCK:
+        ids = tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                        return_tensors="pt").input_ids
+        dropped = _dropped_text(tokenizer, prompt, limit)
+    embeddings = models.text_encoder(ids.to(models.device))[0].to(models.dtype)
+    return PromptEmbeddings(embeddings, token_count, limit, dropped)
 
 
 def _dropped_text(tokenizer, prompt: str, limit: int) -> str:

@@ -14,7 +14,7 @@ def test_quick_benchmark_prints_every_figure():
     table = run.stdout
     for figure in ("1 step", "image difference bf16 vs fp32", "Encode tab end to end", "UNet throughput",
                    "per-step preview", "generate vs StableDiffusionPipeline", "peak RSS", "page served",
-                   "model loads in that start-up"):
+                   "model loads in that process"):
         assert figure in table, figure
     assert "max 0," in table.split("image difference ours vs diffusers")[1]  # fp32: the same image as diffusers
-    assert "| 1 |" in table.split("model loads in that start-up")[1]  # loaded once
+    assert "| 1 |" in table.split("model loads in that process")[1]  # loaded once

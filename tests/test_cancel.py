@@ -4,44 +4,59 @@ import threading
 import time
 
 import numpy as np
+import pytest
+import torch
 from gradio_client import Client
 from PIL import Image
 
-from latent_demo.ui.common import Cancelled, stream_task
+from latent_demo.ui.streaming import stream_task
 
 DEFAULT = "model default"
 
 
-def test_closing_the_stream_stops_the_loop_at_its_next_step():
-    steps_run = []
-
-    def slow_task(callback):
+def slow_task(steps_run: list, seconds_per_step: float):
+    def task(callback):
         for i in range(1000):
-            time.sleep(0.01)
+            time.sleep(seconds_per_step)
             steps_run.append(i)
-            callback(i, i, __import__("torch").zeros(1))
+            callback(i, i, torch.zeros(1))
         return "finished"
+    return task
 
-    stream = stream_task(slow_task)
+
+def test_closing_the_stream_returns_at_once_and_the_loop_stops_at_its_next_step():
+    slots, steps_run = threading.BoundedSemaphore(1), []
+    stream = stream_task(slow_task(steps_run, 0.2), slots)
     assert next(stream)[0] == "step" and next(stream)[0] == "step"
-    stream.close()  # what Gradio does when the visitor presses Cancel
+    started = time.perf_counter()
+    stream.close()  # what Gradio does, on its event loop, when the visitor presses Cancel
+    assert time.perf_counter() - started < 0.05  # never blocks the server while the step finishes
+    waited = time.perf_counter()
+    assert slots.acquire(timeout=5)  # the worker gives the models back once its current step ends...
+    assert 0.0 < time.perf_counter() - waited <= 0.3
+    slots.release()
     stopped_at = len(steps_run)
-    time.sleep(0.1)
-    assert len(steps_run) == stopped_at <= 4  # the worker stopped (and was joined) within a step
-    assert not [t for t in threading.enumerate() if t.name == "latent-demo-task"]
+    time.sleep(0.5)
+    assert len(steps_run) == stopped_at <= 4  # ...and never runs another step
+
+
+def test_the_next_job_waits_for_the_models_in_its_own_thread():
+    slots, first_steps, second_steps = threading.BoundedSemaphore(1), [], []
+    first = stream_task(slow_task(first_steps, 0.2), slots)
+    next(first)
+    second = stream_task(slow_task(second_steps, 0.01), slots)
+    first.close()
+    assert next(second)[0] == "step"  # runs once the cancelled job's step is over
+    assert len(first_steps) <= 3
+    second.close()
 
 
 def test_errors_in_the_task_reach_the_consumer():
     def failing(callback):
         raise ValueError("bad value")
 
-    try:
-        list(stream_task(failing))
-    except ValueError as err:
-        assert str(err) == "bad value"
-    else:
-        raise AssertionError("the error was swallowed")
-    assert issubclass(Cancelled, Exception)
+    with pytest.raises(ValueError, match="bad value"):
+        list(stream_task(failing, threading.BoundedSemaphore(1)))
 
 
 def count_unet_calls(models):

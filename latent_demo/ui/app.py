@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+
 import gradio as gr
 from PIL import Image
 
 from latent_demo.config import Settings
 from latent_demo.models import Models
 from latent_demo.ui import encode_tab, generate_tab, img2img_tab, inpaint_tab, noise_tab, seed_walk_tab
-from latent_demo.ui.common import TabContext
+from latent_demo.ui.common import TabContext, readable_value_errors
 from latent_demo.ui.examples import ASSETS
+from latent_demo.ui.files import start_cache_cleanup
 
 TITLE = "latent-demo: see how latent diffusion works"
 CSS = "#offline-banner {border: 2px solid #d97706; border-radius: 8px; padding: 4px 12px; background: #fef3c7}"
@@ -33,14 +36,14 @@ def offline_banner(models: Models) -> str:
 
 def build_app(models: Models, settings: Settings) -> gr.Blocks:
     """Build the UI around already-loaded models; nothing is loaded or launched here."""
-    cleanup = (settings.cache_max_age_s, settings.cache_max_age_s)  # every age seconds, delete files older than age
-    with gr.Blocks(title=TITLE, delete_cache=cleanup, analytics_enabled=False) as demo:
+    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         gr.Markdown(intro(models), elem_id="intro")
         if models.is_untrained:
             gr.Markdown(offline_banner(models), elem_id="offline-banner")
         encoded = gr.State(None, time_to_live=settings.state_ttl_s)
         with gr.Tabs() as tabs:
-            ctx = TabContext(models=models, settings=settings, encoded=encoded)
+            slots = threading.BoundedSemaphore(settings.concurrency_limit)
+            ctx = TabContext(models=models, settings=settings, encoded=encoded, model_slots=slots)
             with gr.Tab("1 · Encode", id="encode"):
                 encode = encode_tab.build(ctx)
             with gr.Tab("2 · Generate", id="generate"):
@@ -54,7 +57,11 @@ def build_app(models: Models, settings: Settings) -> gr.Blocks:
             with gr.Tab("6 · Seed walk", id="seed-walk"):
                 seed_walk_tab.build(ctx)
         _wire_sends(encode, img2img, inpaint, encoded, tabs)
+    for block in demo.blocks.values():
+        if isinstance(block, gr.Number | gr.Slider | gr.Checkbox | gr.Textbox | gr.Dropdown | gr.Radio):
+            readable_value_errors(block)
     demo.queue(max_size=settings.queue_max_size, default_concurrency_limit=settings.concurrency_limit)
+    start_cache_cleanup(demo, settings.cache_max_age_s)  # instead of delete_cache=...: see its docstring
     return demo
 
 
@@ -77,13 +84,15 @@ def _wire_sends(encode, img2img, inpaint, encoded: gr.State, tabs: gr.Tabs) -> N
 
 def launch_options(settings: Settings) -> dict:
     """Everything launch() needs: server limits, the allowed paths, theme and CSS (Gradio 6 takes them here)."""
-    Image.MAX_IMAGE_PIXELS = settings.max_image_pixels  # also guards the images Gradio itself decodes
+    # PIL refuses images over twice this: Gradio's own decoding (the inpainting editor) then refuses what we do.
+    Image.MAX_IMAGE_PIXELS = settings.max_image_pixels // 2
     return {
         "server_name": settings.host,
         "server_port": settings.port,
         "share": settings.share,
         "max_file_size": f"{settings.max_file_size_mb}mb",
         "state_session_capacity": settings.max_sessions,
+        "run_history": False,  # Gradio 6's run history page (and its option to upload runs to the Hub): off
         "allowed_paths": [str(ASSETS)],
         "ssr_mode": False,
         "css": CSS,

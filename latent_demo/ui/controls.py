@@ -9,7 +9,7 @@ import gradio as gr
 
 from latent_demo.config import Settings
 from latent_demo.models import Models
-from latent_demo.params import MAX_GUIDANCE, MAX_SEED
+from latent_demo.params import MAX_GUIDANCE, MAX_SEED, check_int
 from latent_demo.schedulers import MODEL_DEFAULT, SCHEDULER_NAMES
 from latent_demo.tasks import TaskResult
 
@@ -30,9 +30,7 @@ def pick_seed(seed: float | None, randomize: bool) -> int:
         return secrets.randbelow(MAX_RANDOM_SEED + 1)
     if seed is None:
         raise ValueError("please enter a seed (a whole number), or tick 'random seed'")
-    if not math.isfinite(seed) or seed != int(seed) or not 0 <= seed <= MAX_SEED:
-        raise ValueError(f"seed must be a whole number from 0 to {MAX_SEED}, got {seed}")
-    return int(seed)
+    return check_int("seed", seed, 0, MAX_SEED)
 
 
 def sampling_inputs(models: Models, settings: Settings, prefix: str, min_default_steps: int = 1

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import gradio as gr
 
 from latent_demo.encoding import EncodeReport, encode_image
-from latent_demo.ui.common import TabContext, gpu, image_upload, latents_file, load_upload, upscale, user_errors
+from latent_demo.ui.common import TabContext, gpu, image_upload, load_upload, upscale, user_errors
 from latent_demo.ui.examples import example_images
+from latent_demo.ui.files import latents_file
 
 INTRO = """**The VAE encoder squeezes pixels into latents.** Every 8×8×3 patch of pixels becomes 4 numbers. Below:
 the 4 latent channels (blue = negative, white = 0, red = positive, each channel scaled to its own range), the
@@ -39,7 +40,8 @@ def build(ctx: TabContext) -> EncodeTab:
     @gpu
     @user_errors
     def encode(image, fast_decode):
-        report = encode_image(models, load_upload(image, settings), settings, fast_decode=bool(fast_decode))
+        with ctx.model_slots:
+            report = encode_image(models, load_upload(image, settings), settings, fast_decode=bool(fast_decode))
         scale = max(1, 256 // report.latents.shape[-1])
         gallery = [(upscale(image, scale), f"channel {s.channel}: mean {s.mean:+.2f}, std {s.std:.2f}")
                    for image, s in zip(report.channel_images, report.stats, strict=True)]
@@ -51,7 +53,7 @@ def build(ctx: TabContext) -> EncodeTab:
     gr.Markdown(INTRO)
     with gr.Row():
         with gr.Column():
-            image = image_upload(label="Image to encode", elem_id="encode-input")
+            image = image_upload(settings, label="Image to encode", elem_id="encode-input")
             fast = gr.Checkbox(label="Decode with the fast (TAESD) decoder", value=False,
                                visible=models.fast_decoder is not None)
             run = gr.Button("Encode", variant="primary", elem_id="encode-button")

@@ -6,28 +6,23 @@ import gradio as gr
 
 from latent_demo.latents import latents_to_channel_images
 from latent_demo.params import GenerateParams
-from latent_demo.tasks import generate
+from latent_demo.tasks import generate, planned_steps
 from latent_demo.ui import controls
 from latent_demo.ui.common import (
     TabContext,
     format_timings,
     gpu,
     preview_image,
-    stream_task,
-    to_gif,
     upscale,
     user_errors,
 )
 from latent_demo.ui.examples import PROMPTS
+from latent_demo.ui.files import to_gif
 
 INTRO = """**Generation starts from pure noise in latent space**, drawn from the seed (so the same seed and settings
 give the same image). At every step the UNet predicts the noise in the latents, guided by the prompt, and the
-scheduler removes some of it. Only the final latents go through the VAE decoder; the previews below are a cheap
-linear look at the latents, not a decode."""
-
-
-def trajectory_frames(models, trajectory, size, mode):
-    return [preview_image(models, latents, size, mode) for latents in trajectory]
+scheduler removes some of it. Only the final latents go through the VAE decoder; the trajectory shows a cheap
+linear look at the latents after each step (a 4×3 matrix, not a decode)."""
 
 
 def build(ctx: TabContext) -> None:
@@ -41,18 +36,18 @@ def build(ctx: TabContext) -> None:
                                 seed=controls.pick_seed(seed, randomize), num_inference_steps=steps,
                                 guidance_scale=guidance, scheduler=scheduler, width=width, height=height,
                                 fast_decode=bool(fast_decode))
+        total = planned_steps(models, params, settings)
         size = (int(width), int(height))
-        for kind, value in stream_task(lambda callback: generate(models, params, settings, callback)):
+        for kind, value in ctx.stream(lambda callback: generate(models, params, settings, callback)):
             if kind == "step":
                 i, t, latents = value
-                progress((i + 1, params.num_inference_steps), desc=f"UNet step {i + 1} (t={t})")
-                preview = preview_image(models, latents, size, settings.preview)
-                yield (params.seed, gr.skip(), preview, gr.skip(), gr.skip(), gr.skip(),
-                       f"step {i + 1} of {params.num_inference_steps}, t = {t}")
+                progress((i + 1, total), desc=f"UNet step {i + 1} of {total} (t={t})")
+                yield (params.seed, gr.skip(), ctx.live_preview(latents, size), gr.skip(), gr.skip(), gr.skip(),
+                       f"step {i + 1} of {total}, t = {t}")
                 continue
             result = value
             noise = [upscale(image, 4) for image in latents_to_channel_images(result.start_latents)]
-            frames = trajectory_frames(models, result.trajectory, size, settings.preview) + [result.image]
+            frames = [preview_image(models, latents, size) for latents in result.trajectory] + [result.image]
             captions = [f"step {i + 1}, t={t}" for i, t in enumerate(result.timesteps)] + ["decoded"]
             note = controls.result_notes(result)
             yield (result.seed, noise, result.image, result.image, list(zip(frames, captions, strict=True)),
@@ -84,5 +79,6 @@ def build(ctx: TabContext) -> None:
     inputs = [prompt, negative, seed, randomize, steps, guidance, scheduler, width, height, fast]
     outputs = [seed, noise, live, final, trajectory, gif, status]
     event = start.click(run, inputs, outputs, **ctx.model_job(api_name="generate"))
-    cancel.click(None, cancels=[event])
-    ctx.examples([[p] for p in PROMPTS], [prompt], run, inputs, outputs, "Example prompts (click one to generate)")
+    example_run = ctx.examples([[p] for p in PROMPTS], [prompt], run, inputs, outputs,
+                               "Example prompts (click one to generate)")
+    cancel.click(None, cancels=[event, example_run])

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from latent_demo.params import Img2ImgParams
-from latent_demo.tasks import img2img
+from latent_demo.tasks import img2img, planned_steps
 from latent_demo.ui import controls
 from latent_demo.ui.common import (
     TabContext,
@@ -16,7 +16,6 @@ from latent_demo.ui.common import (
     image_upload,
     load_upload,
     preview_image,
-    stream_task,
     user_errors,
 )
 from latent_demo.ui.examples import asset
@@ -37,7 +36,7 @@ def build(ctx: TabContext) -> Img2ImgTab:
 
     @gpu
     @user_errors
-    def run(source, path, prompt, negative_prompt, seed, randomize, steps, guidance, strength, scheduler,
+    def run(source, image, prompt, negative_prompt, seed, randomize, steps, guidance, strength, scheduler,
             fast_decode, encoded, progress=gr.Progress()):
         params = Img2ImgParams(prompt=prompt, negative_prompt=negative_prompt or "",
                                seed=controls.pick_seed(seed, randomize), num_inference_steps=steps,
@@ -48,19 +47,21 @@ def build(ctx: TabContext) -> Img2ImgTab:
                 raise ValueError("no latents yet: encode an image in the Encode tab first, or use an upload")
             inputs = {"latents": encoded["latents"]}
         else:
-            inputs = {"image": load_upload(path, settings)}
-        for kind, value in stream_task(lambda callback: img2img(models, params, settings, callback=callback,
-                                                                **inputs)):
+            inputs = {"image": load_upload(image, settings)}
+        total = planned_steps(models, params, settings)
+        for kind, value in ctx.stream(lambda callback: img2img(models, params, settings, callback=callback,
+                                                               **inputs)):
             if kind == "step":
                 i, t, latents = value
-                progress((i + 1, steps), desc=f"UNet step {i + 1} (t={t})")
-                preview = preview_image(models, latents, (256, 256), settings.preview)
-                yield params.seed, gr.skip(), gr.skip(), preview, gr.skip(), f"step {i + 1}, t = {t}"
+                progress((i + 1, total), desc=f"UNet step {i + 1} of {total} (t={t})")
+                size = (latents.shape[3] * models.vae_scale_factor, latents.shape[2] * models.vae_scale_factor)
+                yield (params.seed, gr.skip(), gr.skip(), ctx.live_preview(latents, size), gr.skip(),
+                       f"step {i + 1} of {total}, t = {t}")
                 continue
             result = value
             size = result.image.size
-            encoded_view = preview_image(models, result.image_latents, size, "approx")
-            noised_view = preview_image(models, result.start_latents, size, "approx")
+            encoded_view = preview_image(models, result.image_latents, size)
+            noised_view = preview_image(models, result.start_latents, size)
             summary = (f"Started at step **{result.start_step} of {params.num_inference_steps}** "
                        f"(strength {params.strength:g} → {len(result.timesteps)} steps run"
                        f"{', first t = ' + str(result.timesteps[0]) if result.timesteps else ''}). "
@@ -73,7 +74,7 @@ def build(ctx: TabContext) -> Img2ImgTab:
         with gr.Column(scale=2):
             source = gr.Radio([FROM_UPLOAD, FROM_ENCODE], value=FROM_UPLOAD, label="Start from",
                               elem_id="img2img-source")
-            image = image_upload(label="Image", elem_id="img2img-input")
+            image = image_upload(settings, label="Image", elem_id="img2img-input")
             prompt = gr.Textbox(label="Prompt", lines=2, elem_id="img2img-prompt")
             negative = gr.Textbox(label="Negative prompt", elem_id="img2img-negative")
             strength = gr.Slider(0, 1, value=0.6, step=0.05, label="Strength (how far down the schedule to start)",
@@ -96,8 +97,9 @@ def build(ctx: TabContext) -> Img2ImgTab:
               ctx.encoded]
     outputs = [seed, encoded_view, noised_view, live, final, status]
     event = start.click(run, inputs, outputs, **ctx.model_job(api_name="img2img"))
-    cancel.click(None, cancels=[event])
-    ctx.examples([[FROM_UPLOAD, asset("chelsea.png"), "a tiger, photograph", 0.6],
+    example_run = ctx.examples([[FROM_UPLOAD, asset("chelsea.png"), "a tiger, photograph", 0.6],
                   [FROM_UPLOAD, asset("coffee.png"), "a cup of green tea", 0.5]],
-                 [source, image, prompt, strength], run, inputs, outputs, "Examples (click one to run it)")
+                               [source, image, prompt, strength], run, inputs, outputs,
+                               "Examples (click one to run it)")
+    cancel.click(None, cancels=[event, example_run])
     return Img2ImgTab(source=source)

@@ -8,17 +8,15 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from latent_demo.images import to_rgb
+from latent_demo.images import check_pixel_count, to_rgb
 from latent_demo.params import InpaintParams
-from latent_demo.tasks import inpaint
+from latent_demo.tasks import inpaint, planned_steps
 from latent_demo.ui import controls
 from latent_demo.ui.common import (
     TabContext,
     format_timings,
     gpu,
-    preview_image,
     readable_upload_errors,
-    stream_task,
     upscale,
     user_errors,
 )
@@ -41,8 +39,7 @@ def editor_to_image_and_mask(value: dict | None, max_pixels: int) -> tuple[Image
     background = (value or {}).get("background")
     if background is None:
         raise ValueError("please upload an image (or click an example) and paint the area to repaint")
-    if background.width * background.height > max_pixels:
-        raise ValueError(f"image is {background.width}x{background.height} px; the limit is {max_pixels:,} pixels")
+    check_pixel_count(background.size, max_pixels)
     painted = np.zeros((background.height, background.width), dtype=bool)
     for layer in value.get("layers") or []:
         if layer is None:
@@ -68,12 +65,14 @@ def build(ctx: TabContext) -> InpaintTab:
                                seed=controls.pick_seed(seed, randomize), num_inference_steps=steps,
                                guidance_scale=guidance, strength=strength, feather_radius=feather_radius,
                                scheduler=scheduler, fast_decode=bool(fast_decode))
-        for kind, value in stream_task(lambda callback: inpaint(models, params, settings, image, mask, callback)):
+        total = planned_steps(models, params, settings)
+        for kind, value in ctx.stream(lambda callback: inpaint(models, params, settings, image, mask, callback)):
             if kind == "step":
                 i, t, latents = value
-                progress((i + 1, steps), desc=f"UNet step {i + 1} (t={t})")
-                preview = preview_image(models, latents, (256, 256), settings.preview)
-                yield params.seed, gr.skip(), preview, gr.skip(), f"step {i + 1}, t = {t}"
+                progress((i + 1, total), desc=f"UNet step {i + 1} of {total} (t={t})")
+                size = (latents.shape[3] * models.vae_scale_factor, latents.shape[2] * models.vae_scale_factor)
+                yield params.seed, gr.skip(), ctx.live_preview(latents, size), gr.skip(), \
+                    f"step {i + 1} of {total}, t = {t}"
                 continue
             result = value
             grid = result.latent_mask[0, 0].numpy()
@@ -91,7 +90,7 @@ def build(ctx: TabContext) -> InpaintTab:
             editor = readable_upload_errors(gr.ImageEditor(
                 label="Image: paint the area to repaint", type="pil", format="png", sources=["upload", "clipboard"],
                 layers=False, transforms=(), brush=gr.Brush(colors=["#ffffff"], color_mode="fixed", default_size=40),
-                elem_id="inpaint-editor"))
+                elem_id="inpaint-editor"), settings.max_image_pixels)
             prompt = gr.Textbox(label="Prompt (what goes in the masked area)", lines=2, elem_id="inpaint-prompt")
             negative = gr.Textbox(label="Negative prompt", elem_id="inpaint-negative")
         with gr.Column(scale=2):
@@ -113,8 +112,9 @@ def build(ctx: TabContext) -> InpaintTab:
     inputs = [editor, prompt, negative, seed, randomize, steps, guidance, strength, feather, scheduler, fast]
     outputs = [seed, grid, live, final, status]
     event = start.click(run, inputs, outputs, **ctx.model_job(api_name="inpaint"))
-    cancel.click(None, cancels=[event])
     examples = [[{"background": image, "layers": [mask], "composite": None}, prompt]
                 for image, mask, prompt in inpaint_examples()]
-    ctx.examples(examples, [editor, prompt], run, inputs, outputs, "Examples with a mask (click one to run it)")
+    example_run = ctx.examples(examples, [editor, prompt], run, inputs, outputs,
+                               "Examples with a mask (click one to run it)")
+    cancel.click(None, cancels=[event, example_run])
     return InpaintTab(editor=editor)

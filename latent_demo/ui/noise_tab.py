@@ -5,9 +5,11 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
+from latent_demo.encoding import prepare_and_encode
 from latent_demo.explore import add_noise, noise_schedule
-from latent_demo.images import pil_to_pixels, pixels_to_pil, prepare_image
-from latent_demo.latents import latents_to_channel_images, latents_to_pixels, pixels_to_latents
+from latent_demo.images import pixels_to_pil
+from latent_demo.latents import latents_to_channel_images, latents_to_pixels
+from latent_demo.params import check_int
 from latent_demo.ui import controls
 from latent_demo.ui.common import TabContext, gpu, image_upload, load_upload, upscale, user_errors
 from latent_demo.ui.examples import asset
@@ -31,20 +33,21 @@ def build(ctx: TabContext) -> None:
     last_t = len(alphas_cumprod) - 1
 
     def clean_latents(path, cache):
+        """The visitor's image encoded once: moving the slider only re-noises (Gradio's upload path is per file)."""
         if cache and cache.get("path") == path:
             return cache["latents"], cache
-        image = prepare_image(load_upload(path, settings), settings.max_image_side, settings.min_image_side,
-                              models.vae_scale_factor)
-        latents = pixels_to_latents(models.vae, pil_to_pixels(image)).float().cpu()
+        _, _, latents = prepare_and_encode(models, load_upload(path, settings), settings)
         return latents, {"path": path, "latents": latents}
 
     @gpu
     @user_errors
-    def explore(path, timestep, seed, cache):
-        latents, cache = clean_latents(path, cache)
-        noised = add_noise(models, latents, timestep, controls.pick_seed(seed, False))
-        decoder = models.fast_decoder or models.vae
-        decoded = pixels_to_pil(latents_to_pixels(decoder, noised.latents))
+    def explore(image, timestep, seed, cache):
+        timestep, seed = check_int("timestep", timestep, 0, last_t), controls.pick_seed(seed, False)
+        with ctx.model_slots:
+            latents, cache = clean_latents(image, cache)
+            noised = add_noise(models, latents, timestep, seed)
+            decoded = pixels_to_pil(latents_to_pixels(models.decoder(models.fast_decoder is not None),
+                                                      noised.latents))
         scale = max(1, 256 // latents.shape[-1])
         channels = [(upscale(image, scale), f"x_t channel {c}")
                     for c, image in enumerate(latents_to_channel_images(noised.latents))]
@@ -56,7 +59,7 @@ def build(ctx: TabContext) -> None:
     gr.Markdown(INTRO)
     with gr.Row():
         with gr.Column():
-            image = image_upload(label="Image", elem_id="noise-input", value=asset("astronaut.png"))
+            image = image_upload(settings, label="Image", elem_id="noise-input", value=asset("astronaut.png"))
             timestep = gr.Slider(0, last_t, value=500, step=1, label="Timestep t", elem_id="noise-timestep")
             seed = gr.Number(label="Noise seed", value=0, precision=0, minimum=0, elem_id="noise-seed")
             run = gr.Button("Add noise", variant="primary", elem_id="noise-button")

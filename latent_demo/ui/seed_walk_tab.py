@@ -5,10 +5,11 @@ from __future__ import annotations
 import gradio as gr
 
 from latent_demo.explore import seed_walk
-from latent_demo.params import GenerateParams
+from latent_demo.params import GenerateParams, check_int
 from latent_demo.ui import controls
-from latent_demo.ui.common import TabContext, gpu, stream_task, to_gif, user_errors
+from latent_demo.ui.common import TabContext, gpu, user_errors
 from latent_demo.ui.examples import PROMPTS
+from latent_demo.ui.files import to_gif
 
 INTRO = """**Nearby noise, nearby pictures.** Two seeds give two noise latents; spherical interpolation (slerp)
 walks between them keeping the noise's norm (a straight line would fade the noise mid-way and blur the result).
@@ -24,19 +25,21 @@ def build(ctx: TabContext) -> None:
         params = GenerateParams(prompt=prompt, seed=controls.pick_seed(seed_a, False), num_inference_steps=steps,
                                 guidance_scale=guidance, scheduler=scheduler, width=width, height=height)
         seed_b = controls.pick_seed(seed_b, False)
-        images = []
+        count = check_int("frames", frames, 2, settings.max_seed_walk_frames)
+        images = []  # appended by the worker thread, read here: a frame is shown as soon as it is decoded
 
-        def task(callback):  # one callback per frame; the per-step callback makes Cancel stop within one step
-            def on_frame(i, result):
-                images.append((result.image, f"frame {i + 1}"))
-                progress((i + 1, frames), desc=f"frame {i + 1} of {frames}")
-            return seed_walk(models, params, settings, seed_b, frames, on_frame=on_frame, callback=callback)
+        def task(callback):  # the per-step callback lets Cancel stop within one step, not one frame
+            return seed_walk(models, params, settings, seed_b, count, callback=callback,
+                             on_frame=lambda i, result: images.append((result.image, f"frame {i + 1}")))
 
-        for kind, _ in stream_task(task):
+        shown = 0
+        for kind, _ in ctx.stream(task):
             if kind == "done":
                 yield list(images), to_gif([image for image, _ in images], 0.3), f"{len(images)} frames"
-            elif len(images):
-                yield list(images), gr.skip(), f"{len(images)} of {frames} frames"
+            elif len(images) > shown:
+                shown = len(images)
+                progress((shown, count), desc=f"frame {shown} of {count}")
+                yield list(images), gr.skip(), f"{shown} of {count} frames"
 
     gr.Markdown(INTRO)
     with gr.Row():
@@ -59,6 +62,6 @@ def build(ctx: TabContext) -> None:
     inputs = [prompt, seed_a, seed_b, frames, steps, guidance, scheduler, width, height]
     outputs = [gallery, gif, status]
     event = start.click(walk, inputs, outputs, **ctx.model_job(api_name="seed_walk"))
-    cancel.click(None, cancels=[event])
-    ctx.examples([[PROMPTS[1], 1, 2], [PROMPTS[2], 7, 8]], [prompt, seed_a, seed_b], walk, inputs, outputs,
-                 "Examples (click one to walk)")
+    example_run = ctx.examples([[PROMPTS[1], 1, 2], [PROMPTS[2], 7, 8]], [prompt, seed_a, seed_b], walk, inputs,
+                               outputs, "Examples (click one to walk)")
+    cancel.click(None, cancels=[event, example_run])

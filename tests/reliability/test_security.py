@@ -1,15 +1,17 @@
 """What a visitor (or a script) cannot do: read server files, pick models or paths, upload huge files."""
 
-import inspect
 import re
 from pathlib import Path
 
 import httpx
 import pytest
+from diffusers import StableDiffusionPipeline
 from gradio_client.exceptions import AppError
 
 import latent_demo
 from latent_demo.config import Settings
+from latent_demo.models import ModelLoadError, load_models
+from latent_demo.schedulers import make_scheduler
 from latent_demo.ui.app import launch_options
 
 PACKAGE = Path(latent_demo.__file__).parent
@@ -48,10 +50,14 @@ def test_uploads_over_the_size_limit_are_refused_by_the_server(app_url, app_sett
     assert response.status_code == 413
 
 
-def test_no_pickle_loading_anywhere():
+def test_no_pickle_loading_anywhere(models, tmp_path):
     source = "\n".join(path.read_text() for path in PACKAGE.rglob("*.py"))
     assert "torch.load" not in source and "import pickle" not in source
-    from latent_demo import models
-
-    loader = inspect.getsource(models._load_folder_or_repo) + inspect.getsource(models._load_fast_decoder)
-    assert loader.count("use_safetensors=True") >= 2
+    pipe = StableDiffusionPipeline(vae=models.vae, text_encoder=models.text_encoder, tokenizer=models.tokenizer,
+                                   unet=models.unet, scheduler=make_scheduler(models.scheduler_config),
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.save_pretrained(tmp_path, safe_serialization=False)  # pickle (.bin) weights only
+    for part in ("unet", "vae"):
+        assert list((tmp_path / part).glob("*.bin")) and not list((tmp_path / part).glob("*.safetensors"))
+    with pytest.raises(ModelLoadError, match="could not load model"):
+        load_models(Settings(model=str(tmp_path), offline=True, fast_decoder="none", dtype="float32"))

@@ -1,0 +1,96 @@
+"""Files handed to Gradio (GIFs, latents): written to a scratch folder that stays bounded in count and age."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+from latent_demo.models import Models
+
+SCRATCH_DIR = Path(tempfile.gettempdir()) / f"latent-demo-{os.getpid()}"
+SCRATCH_MAX_AGE_S = 600  # Gradio copied each file into its own cache long before this
+SCRATCH_MAX_FOLDERS = 64  # and at most this many are kept, whatever their age
+atexit.register(shutil.rmtree, SCRATCH_DIR, ignore_errors=True)
+
+
+def scratch_path(filename: str) -> Path:
+    """A fresh path for a file we hand to Gradio (which copies it into its own cache); old ones are pruned."""
+    SCRATCH_DIR.mkdir(parents=True, exist_ok=True)
+    folders = sorted(((_mtime(folder), folder) for folder in SCRATCH_DIR.iterdir()), reverse=True)
+    cutoff = time.time() - SCRATCH_MAX_AGE_S
+    for index, (mtime, folder) in enumerate(folders):
+        if index >= SCRATCH_MAX_FOLDERS - 1 or mtime < cutoff:  # - 1: room for the one made below
+            shutil.rmtree(folder, ignore_errors=True)
+    return Path(tempfile.mkdtemp(dir=SCRATCH_DIR)) / filename
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:  # pruned meanwhile by another request
+        return 0.0
+
+
+def to_gif(frames: list[Image.Image], seconds_per_frame: float = 0.25) -> str:
+    path = scratch_path("trajectory.gif")
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=int(seconds_per_frame * 1000), loop=0)
+    return str(path)
+
+
+def latents_file(latents: torch.Tensor, models: Models, name: str = "latents") -> str:
+    """The latents as a .safetensors file (tensor 'latents', already x scaling_factor) with what made them."""
+    path = scratch_path(f"{name}.safetensors")
+    metadata = {"scaling_factor": str(models.vae.config.scaling_factor), "model": models.source,
+                "shape": "x".join(map(str, latents.shape))}
+    save_file({"latents": latents.contiguous().float().cpu()}, str(path), metadata=metadata)
+    return str(path)
+
+
+def start_cache_cleanup(demo, max_age_s: int) -> threading.Thread:
+    """Every max_age_s / 2 seconds, delete the files Gradio cached for this app that are older than max_age_s.
+
+    This replaces Blocks(delete_cache=...), whose clean-up task iterates the live sets of cached files while
+    requests add to them; under load it dies on "Set changed size during iteration" and never runs again.
+    """
+    def clean_forever():
+        while not demo.is_running:  # built, not launched yet
+            time.sleep(1)
+        while demo.is_running:
+            time.sleep(max(1.0, max_age_s / 2))
+            delete_old_cache_files(demo, max_age_s)
+
+    thread = threading.Thread(target=clean_forever, name="latent-demo-cache-cleanup", daemon=True)
+    thread.start()
+    return thread
+
+
+def delete_old_cache_files(demo, max_age_s: float) -> int:
+    """Delete (and stop tracking) this app's cached files older than max_age_s; returns how many."""
+    keep = set().union(*(getattr(block, "keep_in_cache", set()) for block in demo.blocks.values()))
+    cutoff, deleted = time.time() - max_age_s, 0
+    for tracked in list(demo.temp_file_sets):
+        for path in list(tracked):  # snapshots: requests keep adding files meanwhile
+            if path in keep or _ctime(path) >= cutoff:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+            tracked.discard(path)
+            deleted += 1
+    return deleted
+
+
+def _ctime(path: str) -> float:
+    try:
+        return os.stat(path).st_ctime
+    except FileNotFoundError:  # already gone: stop tracking it
+        return 0.0

@@ -1,0 +1,49 @@
+"""Running a task beside Gradio's worker: per-step updates out, Cancel in, the models held until really idle."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+
+class Cancelled(Exception):
+    """Raised inside the denoising loop, at its next step, once the visitor's job was cancelled."""
+
+
+def stream_task(task: Callable[[Callable], Any], model_slots: threading.Semaphore) -> Iterator[tuple[str, Any]]:
+    """Run `task(callback)` in a worker thread; yield ("step", (i, t, latents)) per step, then ("done", result).
+
+    Gradio closes this generator on its event loop when the visitor presses Cancel (or leaves), so the `finally`
+    must not block: it only asks the loop to stop at its next step. The worker holds one of the model slots until it
+    has really stopped, so the next job waits for the models in its own worker thread, never on the event loop.
+    """
+    updates: queue.Queue = queue.Queue()
+    stop = threading.Event()
+
+    def callback(i, t, latents):
+        if stop.is_set():
+            raise Cancelled()
+        updates.put(("step", (i, int(t), latents.detach().float().cpu())))
+
+    def work():
+        with model_slots:
+            try:
+                if stop.is_set():
+                    raise Cancelled()
+                updates.put(("done", task(callback)))
+            except BaseException as err:  # noqa: BLE001  (handed to the consuming thread)
+                updates.put(("error", err))
+
+    threading.Thread(target=work, name="latent-demo-task", daemon=True).start()
+    try:
+        while True:
+            kind, value = updates.get()
+            if kind == "error":
+                raise value
+            yield kind, value
+            if kind == "done":
+                return
+    finally:
+        stop.set()
