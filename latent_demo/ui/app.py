@@ -9,7 +9,7 @@ from PIL import Image
 
 from latent_demo.config import Settings
 from latent_demo.models import Models
-from latent_demo.ui import encode_tab, generate_tab, img2img_tab, inpaint_tab, noise_tab, seed_walk_tab
+from latent_demo.ui import encode_tab, generate_tab, gradio_fixes, img2img_tab, inpaint_tab, noise_tab, seed_walk_tab
 from latent_demo.ui.common import TabContext, readable_value_errors
 from latent_demo.ui.examples import ASSETS
 from latent_demo.ui.files import start_cache_cleanup
@@ -36,6 +36,7 @@ def offline_banner(models: Models) -> str:
 
 def build_app(models: Models, settings: Settings) -> gr.Blocks:
     """Build the UI around already-loaded models; nothing is loaded or launched here."""
+    gradio_fixes.install()
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         gr.Markdown(intro(models), elem_id="intro")
         if models.is_untrained:

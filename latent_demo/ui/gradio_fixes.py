@@ -1,0 +1,35 @@
+"""A workaround for a Gradio 6.31 race, installed once by build_app.
+
+Gradio caches every output image under a hash of its bytes and rewrites that file on every request
+(`processing_utils.save_pil_to_cache`: truncate, then write). When two visitors get the same image at the same time
+(the Encode tab on the same example, the same seed), one request can serve the file while the other is rewriting
+it: the download breaks ("peer closed connection without sending complete message body"). Writing to a temporary
+file and renaming it over the cached one is atomic, so a reader always gets a whole file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from gradio import processing_utils
+from PIL import Image
+
+_original = processing_utils.save_pil_to_cache
+
+
+def save_pil_to_cache_atomically(img: Image.Image, cache_dir: str, name: str = "image", format: str = "webp") -> str:
+    data = processing_utils.encode_pil_to_bytes(img, format)
+    folder = Path(cache_dir) / processing_utils.hash_bytes(data)
+    folder.mkdir(exist_ok=True, parents=True)
+    target = (folder / f"{name}.{format}").resolve()
+    handle, temporary = tempfile.mkstemp(dir=folder, suffix=".part")
+    with os.fdopen(handle, "wb") as file:
+        file.write(data)
+    os.replace(temporary, target)
+    return str(target)
+
+
+def install() -> None:
+    processing_utils.save_pil_to_cache = save_pil_to_cache_atomically
