@@ -58,10 +58,6 @@ def tiny_unet(seed: int = 0, in_channels: int = 4) -> UNet2DConditionModel:
                                 attention_head_dim=8, norm_num_groups=16).eval()
 
 
-def tiny_scheduler_config() -> dict:
-    return dict(EulerDiscreteScheduler.from_config(SD_SCHEDULER_CONFIG).config)
-
-
 def build_offline_components(seed: int = 0, unet_in_channels: int = 4) -> dict:
     """The components of the offline model, named as in a diffusers Stable Diffusion pipeline."""
     return {

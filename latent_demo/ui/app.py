@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import gradio as gr
@@ -14,6 +15,7 @@ from latent_demo.ui.common import TabContext, readable_value_errors
 from latent_demo.ui.examples import ASSETS
 from latent_demo.ui.files import start_cache_cleanup
 
+log = logging.getLogger(__name__)
 TITLE = "latent-demo: see how latent diffusion works"
 CSS = "#offline-banner {border: 2px solid #d97706; border-radius: 8px; padding: 4px 12px; background: #fef3c7}"
 
@@ -37,6 +39,8 @@ def offline_banner(models: Models) -> str:
 def build_app(models: Models, settings: Settings) -> gr.Blocks:
     """Build the UI around already-loaded models; nothing is loaded or launched here."""
     gradio_fixes.install()
+    if settings.preview == "fast" and models.fast_decoder is None:
+        log.warning("--preview fast asked for, but no fast decoder is loaded: previews use the linear approximation")
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         gr.Markdown(intro(models), elem_id="intro")
         if models.is_untrained:
