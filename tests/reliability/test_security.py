@@ -33,8 +33,10 @@ def test_no_endpoint_takes_a_model_path_or_url(client):
 
 def test_a_server_file_cannot_be_passed_as_an_upload(client):
     forged = {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}, "orig_name": "passwd.png"}
-    with pytest.raises(AppError):
+    with pytest.raises(AppError) as refused:
         client.predict(forged, False, api_name="/encode")
+    assert "verbose error reporting" not in str(refused.value)  # refused with a reason, not a crash
+    assert "root:" not in str(refused.value)  # and nothing of the file comes back
 
 
 def test_files_outside_the_assets_are_not_served(app_url):
