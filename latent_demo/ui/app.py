@@ -10,7 +10,9 @@ from PIL import Image
 
 from latent_demo.config import Settings
 from latent_demo.models import Models
-from latent_demo.ui import encode_tab, generate_tab, gradio_fixes, img2img_tab, inpaint_tab, noise_tab, seed_walk_tab
+from latent_demo.ui import (
+    encode_tab, generate_tab, gradio_fixes, img2img_tab, inpaint_tab, no_url_fetch, noise_tab, seed_walk_tab,
+)
 from latent_demo.ui.common import TabContext, readable_value_errors
 from latent_demo.ui.examples import ASSETS
 from latent_demo.ui.files import start_cache_cleanup
@@ -39,6 +41,7 @@ def offline_banner(models: Models) -> str:
 def build_app(models: Models, settings: Settings) -> gr.Blocks:
     """Build the UI around already-loaded models; nothing is loaded or launched here."""
     gradio_fixes.install()
+    no_url_fetch.install()
     if settings.preview == "fast" and models.fast_decoder is None:
         log.warning("--preview fast asked for, but no fast decoder is loaded: previews use the linear approximation")
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
@@ -99,6 +102,7 @@ def launch_options(settings: Settings) -> dict:
         "state_session_capacity": settings.max_sessions,
         "run_history": False,  # Gradio 6's run history page (and its option to upload runs to the Hub): off
         "allowed_paths": [str(ASSETS)],
+        "app_kwargs": {"middleware": no_url_fetch.middleware()},
         "ssr_mode": False,
         "css": CSS,
         "theme": gr.themes.Soft(),

@@ -13,6 +13,7 @@ from latent_demo.config import Settings
 from latent_demo.models import ModelLoadError, load_models
 from latent_demo.schedulers import make_scheduler
 from latent_demo.ui.app import launch_options
+from latent_demo.ui.no_url_fetch import URL_FILE_REFUSED, URL_INPUT_REFUSED
 
 PACKAGE = Path(latent_demo.__file__).parent
 
@@ -37,6 +38,26 @@ def test_a_server_file_cannot_be_passed_as_an_upload(client):
         client.predict(forged, False, api_name="/encode")
     assert "verbose error reporting" not in str(refused.value)  # refused with a reason, not a crash
     assert "root:" not in str(refused.value)  # and nothing of the file comes back
+
+
+# RFC 2606: ".invalid" never resolves, so even a regression would not reach the network.
+REMOTE_IMAGE = "https://images.invalid/cat.png"
+
+
+def test_an_image_input_given_as_a_url_is_not_fetched(client):
+    as_url = {"path": REMOTE_IMAGE, "meta": {"_type": "gradio.FileData"}, "orig_name": "cat.png"}
+    with pytest.raises(AppError, match=re.escape(URL_INPUT_REFUSED)):
+        client.predict(as_url, False, api_name="/encode")
+    editor_value = {"background": as_url, "layers": [], "composite": as_url}
+    with pytest.raises(AppError, match=re.escape(URL_INPUT_REFUSED)):
+        client.predict(editor_value, "x", "", 1, False, 2, 0.0, 1.0, 0, "model default", False, api_name="/inpaint")
+
+
+@pytest.mark.parametrize("target", [REMOTE_IMAGE, "http://127.0.0.1:1/x.png", "https%3A%2F%2Fimages.invalid%2Fcat.png",
+                                    "HTTPS://images.invalid/cat.png"])
+def test_the_file_route_does_not_fetch_urls(app_url, target):
+    response = httpx.get(f"{app_url}gradio_api/file={target}")
+    assert response.status_code == 403 and response.text == URL_FILE_REFUSED
 
 
 def test_files_outside_the_assets_are_not_served(app_url):
