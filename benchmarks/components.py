@@ -9,7 +9,7 @@ import torch
 from diffusers import AutoencoderKL, AutoencoderTiny, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
-from latent_demo.models import Models, assemble_models
+from latent_demo.models import Models, assemble_models, ready
 from latent_demo.offline_model import SD_SCHEDULER_CONFIG, build_offline_components, byte_level_clip_tokenizer
 
 SD15_SCHEDULER = {**SD_SCHEDULER_CONFIG, "_class_name": "PNDMScheduler", "timestep_spacing": "leading",
@@ -62,7 +62,7 @@ def build(preset: str, dtype: torch.dtype, fast_decoder: bool = True, seed: int 
     models = assemble_models(parts, scheduler, device, dtype, dtype, source=f"{preset} (random weights)",
                              defaults=defaults)
     if fast_decoder and preset != "tiny":
-        models.fast_decoder = AutoencoderTiny().to(dtype=dtype).eval().requires_grad_(False)
+        models.fast_decoder = ready(AutoencoderTiny(), torch.device("cpu"), dtype)
     return models
 
 

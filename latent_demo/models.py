@@ -239,21 +239,24 @@ def _load_fast_decoder(settings: Settings, dtype: torch.dtype, device: torch.dev
         log.warning("fast decoder %s unavailable (%s); previews use the linear approximation",
                     settings.fast_decoder, _first_line(err))
         return None
-    return decoder.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    return ready(decoder, device, dtype)
+
+
+def ready(module: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
+    """On the device in its dtype, frozen."""
+    if module.dtype != dtype:  # diffusers warns about .to(dtype) even when nothing changes
+        module = module.to(dtype=dtype)
+    return module.to(device).eval().requires_grad_(False)
 
 
 def assemble_models(parts: dict, scheduler_config: dict, device, dtype, vae_dtype, *, source: str,
                     defaults: tuple[int, float], is_untrained: bool = False) -> Models:
     """Put loaded (or freshly built) components on the device in their dtypes, frozen, as one Models."""
-    def ready(module, module_dtype):
-        if module.dtype != module_dtype:  # diffusers warns about .to(dtype) even when nothing changes
-            module = module.to(dtype=module_dtype)
-        return module.to(device).eval().requires_grad_(False)
-
-    unet = ready(parts["unet"], dtype)
+    unet = ready(parts["unet"], device, dtype)
     if unet.config.in_channels not in (4, 9):
         raise ModelLoadError(f"the UNet has {unet.config.in_channels} input channels; only 4 or 9 are supported")
-    return Models(vae=ready(parts["vae"], vae_dtype), unet=unet, text_encoder=ready(parts["text_encoder"], dtype),
+    return Models(vae=ready(parts["vae"], device, vae_dtype), unet=unet,
+                  text_encoder=ready(parts["text_encoder"], device, dtype),
                   tokenizer=parts["tokenizer"], scheduler_config=dict(scheduler_config), device=device, dtype=dtype,
                   vae_dtype=vae_dtype, source=source, default_steps=defaults[0], default_guidance=defaults[1],
                   is_untrained=is_untrained)

@@ -11,6 +11,7 @@ from latent_demo.images import error_heatmap, pil_to_pixels, pixels_to_pil, psnr
 from latent_demo.latents import (
     channel_stats,
     compression_facts,
+    convolution_layout,
     latents_to_channel_images,
     latents_to_pixels,
     latents_to_rgb_preview,
@@ -143,6 +144,19 @@ def test_encode_decode_roundtrip_and_psnr(models, image):
     heat = error_heatmap(pixels, decoded)
     assert heat.size == image.size and np.asarray(heat).max() > 0
     assert np.array_equal(np.asarray(pixels_to_pil(pixels)), np.asarray(image))
+
+
+def test_vae_calls_in_channels_last_equal_plain_diffusers_calls(models, image):
+    """Our VAE calls feed NHWC input (faster on CPU); the values must be diffusers' own, returned in NCHW."""
+    pixels = pil_to_pixels(image)
+    with torch.inference_mode():
+        plain_latents = models.vae.encode(pixels).latent_dist.mean * models.vae.config.scaling_factor
+        plain_pixels = models.vae.decode(plain_latents / models.vae.config.scaling_factor).sample
+    latents, decoded = pixels_to_latents(models.vae, pixels), latents_to_pixels(models.vae, plain_latents)
+    assert latents.is_contiguous() and decoded.is_contiguous()
+    torch.testing.assert_close(latents, plain_latents, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(decoded, plain_pixels, rtol=1e-5, atol=1e-5)
+    assert convolution_layout(pixels).is_contiguous(memory_format=torch.channels_last)
 
 
 def test_posterior_sample_differs_from_mean_only_when_asked(models, image):

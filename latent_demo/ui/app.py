@@ -11,7 +11,14 @@ from PIL import Image
 from latent_demo.config import Settings
 from latent_demo.models import Models
 from latent_demo.ui import (
-    encode_tab, generate_tab, gradio_fixes, img2img_tab, inpaint_tab, no_url_fetch, noise_tab, seed_walk_tab,
+    encode_tab,
+    generate_tab,
+    gradio_fixes,
+    img2img_tab,
+    inpaint_tab,
+    no_url_fetch,
+    noise_tab,
+    seed_walk_tab,
 )
 from latent_demo.ui.common import TabContext, readable_value_errors
 from latent_demo.ui.examples import ASSETS
