@@ -1,7 +1,8 @@
 """`python -m benchmarks.levers`: CPU speed levers on one sd-turbo-size UNet step (512 px, batch 1).
 
 Each lever: median step time, speed-up over the float32 eager baseline, and the max |difference| of the UNet's
-output from that baseline (the same inputs and random weights). Results are recorded in benchmarks/README.md.
+output from that baseline (the same inputs and random weights). `--vae`: the SD VAE at 512 px with NCHW vs
+channels_last input. Results are recorded in benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--compile", action="store_true", help="also try torch.compile (minutes of compiling)")
+    parser.add_argument("--vae", action="store_true", help="only the VAE layout lever")
     args = parser.parse_args(argv)
+    if args.vae:
+        return vae_layout(args.reps)
     torch.manual_seed(0)
     unet = components.turbo_unet().eval().requires_grad_(False)
     latents, text = torch.randn(1, 4, 64, 64), torch.randn(1, 77, 1024)
@@ -60,6 +64,9 @@ def main(argv: list[str] | None = None) -> None:
                                                text.bfloat16()))
     unet = unet.to(memory_format=torch.contiguous_format)
     if args.compile:
+        from torch._inductor import config as inductor_config
+
+        inductor_config.freezing = True  # weights folded in and pre-packed for oneDNN: the CPU setting
         compiled = torch.compile(unet)
         started = time.perf_counter()
         step_fn(compiled, latents.bfloat16(), text.bfloat16())()
@@ -70,6 +77,30 @@ def main(argv: list[str] | None = None) -> None:
     print("\n| lever | step | speed-up | max abs diff vs fp32 |\n|---|---|---|---|")
     for name, seconds, diff in rows:
         print(f"| {name} | {seconds:.2f} s | {base / seconds:.2f}× | {diff:.1e} |")
+
+
+def vae_layout(reps: int) -> None:
+    """Encode and decode at 512 px, NCHW input (as diffusers' docs call them) vs channels_last input (the app)."""
+    torch.manual_seed(0)
+    pixels = torch.rand(1, 3, 512, 512) * 2 - 1
+    print("| VAE call | NCHW input | channels_last input | speed-up | max abs diff |\n|---|---|---|---|---|")
+    for dtype in (torch.float32, torch.bfloat16):
+        vae = components.sd_vae().eval().requires_grad_(False).to(dtype)
+        with torch.inference_mode():
+            latents = vae.encode(pixels.to(dtype)).latent_dist.mean
+        calls = {"encode": lambda x, vae=vae: vae.encode(x).latent_dist.mean,
+                 "decode": lambda x, vae=vae: vae.decode(x).sample}
+        for name, call in calls.items():
+            batch = pixels.to(dtype) if name == "encode" else latents
+
+            def run(layout, call=call, batch=batch):
+                with torch.inference_mode():
+                    return call(batch.to(memory_format=layout)).float()
+            times = alternate({"nchw": lambda: run(torch.contiguous_format),
+                               "nhwc": lambda: run(torch.channels_last)}, reps)
+            diff = (run(torch.contiguous_format) - run(torch.channels_last)).abs().max().item()
+            print(f"| {name}, {str(dtype).removeprefix('torch.')} | {times['nchw']:.2f} s | {times['nhwc']:.2f} s | "
+                  f"{times['nchw'] / times['nhwc']:.2f}× | {diff:.1e} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,6 @@ import torch
 from diffusers import AutoencoderKL, AutoencoderTiny
 from PIL import Image
 
-from latent_demo.memory import release_freed_memory
-
 # Linear map from SD 1.x/2.x latents (already scaled) to RGB in about [-1, 1]: a least-squares fit of the VAE
 # decoder over many images, as used for previews by ComfyUI and AUTOMATIC1111. Costs one 4x3 matmul.
 SD_LATENT_RGB_FACTORS = torch.tensor([
@@ -42,8 +40,6 @@ def pixels_to_latents(vae: AutoencoderKL, pixels: torch.Tensor, generator: torch
 def latents_to_pixels(vae: AutoencoderKL | AutoencoderTiny, latents: torch.Tensor) -> torch.Tensor:
     """latents (scaled) -> pixels in about [-1, 1], float32 on the CPU. Works with the full VAE and TAESD."""
     check_latents(latents, vae.config.latent_channels)
-    if isinstance(vae, AutoencoderKL):  # the full decoder's activations are the app's peak of memory
-        release_freed_memory()
     scaled = convolution_layout(latents.to(device=vae.device, dtype=vae.dtype) / vae.config.scaling_factor)
     return vae.decode(scaled).sample.float().cpu().contiguous()  # AutoencoderTiny also decodes to [-1, 1]
 

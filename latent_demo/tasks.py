@@ -14,6 +14,7 @@ from PIL import Image
 from latent_demo.config import Settings
 from latent_demo.images import feather, mask_to_tensor, paste_outside_mask, pil_to_pixels, pixels_to_pil, prepare_image
 from latent_demo.latents import check_latents, latents_to_pixels, pixels_to_latents
+from latent_demo.memory import release_freed_memory
 from latent_demo.models import Models
 from latent_demo.params import GenerateParams, Img2ImgParams, InpaintParams, SamplingParams, check_sampling, check_size
 from latent_demo.sampling import (
@@ -86,6 +87,8 @@ class _Run:
 
     def decode(self, latents: torch.Tensor) -> Image.Image:
         decoder = self.models.decoder(self.params.fast_decode)
+        if decoder is self.models.vae:  # its activations are the app's peak of memory: start from a trimmed heap
+            release_freed_memory()
         with self.timed("decode"):
             image = pixels_to_pil(latents_to_pixels(decoder, latents))
         if self.models.safety_filter is not None:

@@ -6,6 +6,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # before huggingface_hub is imported: no tes
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 import dataclasses  # noqa: E402
+import struct  # noqa: E402
+import zlib  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -42,6 +44,15 @@ def make_image(width: int = 64, height: int = 64, seed: int = 0) -> Image.Image:
     y, x = np.mgrid[0:height, 0:width]
     base = np.stack([x / width, y / height, (x + y) / (width + height)], axis=-1) * 200
     return Image.fromarray(np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8))
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header declares width x height but carries (almost) no data: a decompression-bomb probe."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(
+        b"IEND", b"")
 
 
 def make_mask(width: int = 64, height: int = 64, box=(16, 16, 48, 48)) -> Image.Image:

@@ -2,13 +2,11 @@
 
 import dataclasses
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
 import torch
-from conftest import make_image, make_mask
+from conftest import make_image, make_mask, png_claiming
 from PIL import Image
 
 from latent_demo import tasks
@@ -24,21 +22,12 @@ def png_bytes(image: Image.Image, **kwargs) -> bytes:
     return buffer.getvalue()
 
 
-def png_header_claiming(width: int, height: int) -> bytes:
-    """A PNG whose header declares width x height but carries (almost) no data: a decompression-bomb probe."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(
-        b"IEND", b"")
-
-
 @pytest.mark.parametrize("data, message", [
     (b"", "not an image"),
     (b"this is plain text, not a PNG", "not an image"),
     (b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>', "not an image"),
     (png_bytes(make_image())[:200], "damaged or truncated"),
-    (png_header_claiming(20000, 20000), "limit is 40,000,000"),
+    (png_claiming(20000, 20000), "limit is 40,000,000"),
 ])
 def test_unreadable_files_are_refused(data, message):
     with pytest.raises(ValueError, match=message):

@@ -7,12 +7,11 @@ AppError message must match. Files are written into a folder given by the test.
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from conftest import png_claiming
 from gradio_client import handle_file
 from PIL import Image
 
@@ -29,15 +28,6 @@ class Case:
     endpoint: str
     args: tuple
     expected: str | None  # None: a valid result; else a regex of the error message
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A PNG header declaring width x height with almost no data (a decompression-bomb probe)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(
-        b"IEND", b"")
 
 
 def encoded(image: Image.Image, fmt: str, **kwargs) -> bytes:
