@@ -6,10 +6,9 @@ any public host:
 - a file value (an image input) whose `path` is a URL is downloaded during preprocessing, before our handler runs;
 - `GET /gradio_api/file=<url>` streams the URL back through the server.
 
-Either would let anyone use a public Space as a fetching proxy, and the first would feed an unchecked remote file
-to the models. This app needs neither: images come as uploads, files are served from Gradio's cache and `assets/`.
-`install()` turns the first into a readable error; `RefuseUrlFiles` (an ASGI middleware given to `launch()`) answers
-the second with 403.
+Either would let anyone use a public Space as a fetching proxy. This app needs neither: images come as uploads,
+files are served from Gradio's cache and `assets/`. `install()` turns the first into a readable error;
+`RefuseUrlFiles` (an ASGI middleware given to `launch()`) answers the second with 403.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ URL_FILE_REFUSED = "This app serves its own files only; it does not fetch URLs."
 
 
 def _looks_like_url(text: str) -> bool:
-    return text.lower().lstrip().startswith(("http://", "https://", "http:/", "https:/"))
+    return text.lower().lstrip().startswith(("http:/", "https:/"))  # also "http://…", and a collapsed "http:/…"
 
 
 async def refuse_download(url: str, cache_dir: str) -> str:
