@@ -60,10 +60,12 @@ class TabContext:
     def stream(self, task: Callable[[Callable], Any]) -> Iterator[tuple[str, Any]]:
         return stream_task(task, self.model_slots)
 
-    def live_preview(self, latents: torch.Tensor, size: tuple[int, int]) -> Image.Image | dict:
-        """The per-step picture for the live view, or gr.skip() when previews are off."""
+    def live_preview(self, latents: torch.Tensor) -> Image.Image | dict:
+        """The per-step picture for the live view at the image's size, or gr.skip() when previews are off."""
         if self.settings.preview == "none":
             return gr.skip()
+        factor = self.models.vae_scale_factor
+        size = (latents.shape[3] * factor, latents.shape[2] * factor)
         return preview_image(self.models, latents, size, fast=self.settings.preview == "fast")
 
 

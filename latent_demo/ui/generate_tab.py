@@ -42,7 +42,7 @@ def build(ctx: TabContext) -> None:
             if kind == "step":
                 i, t, latents = value
                 progress((i + 1, total), desc=f"UNet step {i + 1} of {total} (t={t})")
-                yield (params.seed, gr.skip(), ctx.live_preview(latents, size), gr.skip(), gr.skip(), gr.skip(),
+                yield (params.seed, gr.skip(), ctx.live_preview(latents), gr.skip(), gr.skip(), gr.skip(),
                        f"step {i + 1} of {total}, t = {t}")
                 continue
             result = value

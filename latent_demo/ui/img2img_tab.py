@@ -54,8 +54,7 @@ def build(ctx: TabContext) -> Img2ImgTab:
             if kind == "step":
                 i, t, latents = value
                 progress((i + 1, total), desc=f"UNet step {i + 1} of {total} (t={t})")
-                size = (latents.shape[3] * models.vae_scale_factor, latents.shape[2] * models.vae_scale_factor)
-                yield (params.seed, gr.skip(), gr.skip(), ctx.live_preview(latents, size), gr.skip(),
+                yield (params.seed, gr.skip(), gr.skip(), ctx.live_preview(latents), gr.skip(),
                        f"step {i + 1} of {total}, t = {t}")
                 continue
             result = value
@@ -97,9 +96,9 @@ def build(ctx: TabContext) -> Img2ImgTab:
               ctx.encoded]
     outputs = [seed, encoded_view, noised_view, live, final, status]
     event = start.click(run, inputs, outputs, **ctx.model_job(api_name="img2img"))
-    example_run = ctx.examples([[FROM_UPLOAD, asset("chelsea.png"), "a tiger, photograph", 0.6],
-                  [FROM_UPLOAD, asset("coffee.png"), "a cup of green tea", 0.5]],
-                               [source, image, prompt, strength], run, inputs, outputs,
+    rows = [[FROM_UPLOAD, asset("chelsea.png"), "a tiger, photograph", 0.6],
+            [FROM_UPLOAD, asset("coffee.png"), "a cup of green tea", 0.5]]
+    example_run = ctx.examples(rows, [source, image, prompt, strength], run, inputs, outputs,
                                "Examples (click one to run it)")
     cancel.click(None, cancels=[event, example_run])
     return Img2ImgTab(source=source)

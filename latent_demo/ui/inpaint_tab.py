@@ -70,8 +70,7 @@ def build(ctx: TabContext) -> InpaintTab:
             if kind == "step":
                 i, t, latents = value
                 progress((i + 1, total), desc=f"UNet step {i + 1} of {total} (t={t})")
-                size = (latents.shape[3] * models.vae_scale_factor, latents.shape[2] * models.vae_scale_factor)
-                yield params.seed, gr.skip(), ctx.live_preview(latents, size), gr.skip(), \
+                yield params.seed, gr.skip(), ctx.live_preview(latents), gr.skip(), \
                     f"step {i + 1} of {total}, t = {t}"
                 continue
             result = value
