@@ -1,11 +1,19 @@
 """latent-demo entry point (Hugging Face Spaces runs this file): settings -> load models once -> build UI -> launch."""
 
-import logging
-import sys
+# ZeroGPU: `spaces` must be imported before anything touches CUDA (torch, diffusers, transformers), or it refuses
+# to start ("CUDA has been initialized before importing the spaces package"). Spaces preinstalls it; elsewhere it is
+# not needed, and where it is installed without SPACES_ZERO_GPU=true its GPU decorator does nothing.
+try:
+    import spaces  # noqa: F401
+except ImportError:
+    spaces = None
 
-from latent_demo.config import Settings, build_arg_parser
-from latent_demo.models import ModelLoadError, load_models
-from latent_demo.ui.app import build_app, launch_options
+import logging  # noqa: E402
+import sys  # noqa: E402
+
+from latent_demo.config import Settings, build_arg_parser  # noqa: E402
+from latent_demo.models import ModelLoadError, load_models  # noqa: E402
+from latent_demo.ui.app import build_app, launch_options  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:

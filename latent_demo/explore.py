@@ -44,6 +44,11 @@ def add_noise(models: Models, latents: torch.Tensor, timestep: int, seed: int) -
     return NoisedLatents(noisy, noise, timestep, signal_weight, noise_weight)
 
 
+def preview_decoder(models: Models):
+    """The noise explorer decodes with the fast decoder when one is loaded (it is shown at every slider move)."""
+    return models.decoder(fast=models.fast_decoder is not None)
+
+
 def slerp(a: torch.Tensor, b: torch.Tensor, fraction: float) -> torch.Tensor:
     """Spherical interpolation: keeps the norm of Gaussian noise, which a straight line would shrink mid-way."""
     a_flat, b_flat = a.flatten().double(), b.flatten().double()

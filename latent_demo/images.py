@@ -131,3 +131,22 @@ def error_heatmap(original: torch.Tensor, reconstruction: torch.Tensor) -> Image
     level = (error / 0.5).clamp(0, 1).numpy()
     rgb = np.stack([np.clip(level * 3, 0, 1), np.clip(level * 3 - 1, 0, 1), np.clip(level * 3 - 2, 0, 1)], axis=-1)
     return Image.fromarray((rgb * 255).round().astype(np.uint8))
+
+
+def image_and_painted_mask(background: Image.Image | None, layers: list | None, max_pixels: int
+                           ) -> tuple[Image.Image, Image.Image]:
+    """An image editor's background and painted layers -> (RGB image, L mask: 255 wherever any layer is painted)."""
+    if background is None:
+        raise ValueError("please upload an image (or click an example) and paint the area to repaint")
+    check_pixel_count(background.size, max_pixels)
+    painted = np.zeros((background.height, background.width), dtype=bool)
+    for layer in layers or []:
+        if layer is None:
+            continue
+        if layer.size != background.size:
+            raise ValueError(f"mask layer is {layer.width}x{layer.height} px but the image is "
+                             f"{background.width}x{background.height} px")
+        painted |= np.asarray(layer.convert("RGBA").getchannel("A")) > 0
+    if not painted.any():
+        raise ValueError("the mask is empty: paint over the part of the image to repaint")
+    return to_rgb(background), Image.fromarray(painted.astype(np.uint8) * 255, mode="L")

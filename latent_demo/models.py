@@ -106,13 +106,14 @@ def choose_device(requested: str) -> torch.device:
 
 
 def cpu_has_fast_bfloat16() -> bool:
-    """AVX512-BF16 or AMX: bfloat16 matmuls run ~4x faster than float32 there (measured: benchmarks/README.md)."""
+    """AVX512-BF16 or AMX: bfloat16 runs ×1.8–2.5 faster than float32 there (measured: benchmarks/README.md)."""
     return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
-def choose_dtypes(device: torch.device, requested: str) -> tuple[torch.dtype, torch.dtype]:
+def choose_dtypes(device: torch.device, requested: str, requested_vae: str = "auto"
+                  ) -> tuple[torch.dtype, torch.dtype]:
     """(model dtype, VAE dtype). GPUs: fp16 with the VAE in fp32 (no black NaN images). CPUs: bf16 where the
-    processor has native bf16, else fp32."""
+    processor has native bf16, else fp32. An explicit VAE dtype overrides (fp16 VAEs are refused)."""
     if requested == "auto" and device.type == "cpu":
         dtype = torch.bfloat16 if cpu_has_fast_bfloat16() else torch.float32
     elif requested == "auto":
@@ -121,8 +122,9 @@ def choose_dtypes(device: torch.device, requested: str) -> tuple[torch.dtype, to
         dtype = getattr(torch, requested)
     if dtype == torch.float16 and device.type == "cpu":
         raise ModelLoadError("float16 is not supported on the CPU here; use float32 or bfloat16")
-    vae_dtype = torch.float32 if dtype == torch.float16 else dtype
-    return dtype, vae_dtype
+    if requested_vae != "auto":
+        return dtype, getattr(torch, requested_vae)
+    return dtype, torch.float32 if dtype == torch.float16 else dtype
 
 
 def default_preset(device: torch.device) -> str:
@@ -132,7 +134,7 @@ def default_preset(device: torch.device) -> str:
 def load_models(settings: Settings) -> Models:
     """Load once at start-up. No model configured: the default preset, or the offline model if it can't be had."""
     device = choose_device(settings.device)
-    dtype, vae_dtype = choose_dtypes(device, settings.dtype)
+    dtype, vae_dtype = choose_dtypes(device, settings.dtype, settings.vae_dtype)
     if settings.model is None:
         preset = default_preset(device)
         try:
@@ -190,17 +192,37 @@ def _load_source(name: str, settings: Settings, device, dtype, vae_dtype) -> Mod
     return models
 
 
+HALF_PRECISION = (torch.float16, torch.bfloat16)
+HALF_VARIANT = "fp16"  # the Hub's name for half-size weight files (diffusion_pytorch_model.fp16.safetensors)
+
+
 def _load_folder_or_repo(source: str, settings: Settings, dtype: torch.dtype) -> dict:
-    """Component by component, so no safety checker or image processor is pulled in."""
+    """Component by component, so no safety checker or image processor is pulled in.
+
+    In half precision the UNet and text encoder come from the `fp16` weight files where the repo has them (half the
+    download); the VAE always from the full-precision files, since it may run in float32 (`vae_dtype`).
+    """
     common = {"local_files_only": settings.offline}
     weights = {**common, "use_safetensors": True}
+    variant = HALF_VARIANT if dtype in HALF_PRECISION else None
     return {
         "vae": AutoencoderKL.from_pretrained(source, subfolder="vae", **weights),
-        "unet": UNet2DConditionModel.from_pretrained(source, subfolder="unet", torch_dtype=dtype, **weights),
-        "text_encoder": CLIPTextModel.from_pretrained(source, subfolder="text_encoder", dtype=dtype, **weights),
+        "unet": _load_weights(UNet2DConditionModel, source, "unet", variant, torch_dtype=dtype, **weights),
+        "text_encoder": _load_weights(CLIPTextModel, source, "text_encoder", variant, dtype=dtype, **weights),
         "tokenizer": CLIPTokenizer.from_pretrained(source, subfolder="tokenizer", **common),
         "scheduler_config": _load_scheduler_config(source, common),
     }
+
+
+def _load_weights(cls, source: str, subfolder: str, variant: str | None, **kwargs):
+    """The `variant` weight files when asked for and present, else the full-precision files."""
+    if variant is not None:
+        try:
+            return cls.from_pretrained(source, subfolder=subfolder, variant=variant, **kwargs)
+        except (OSError, ValueError) as err:
+            log.info("%s/%s has no %s weights (%s); loading the full-precision files", source, subfolder, variant,
+                     _first_line(err))
+    return cls.from_pretrained(source, subfolder=subfolder, **kwargs)
 
 
 def _load_scheduler_config(source: str, common: dict) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,6 +46,7 @@ class TaskResult:
     latent_mask: torch.Tensor | None = None  # inpaint: (1, 1, h, w), the mask on the latent grid
     method: str = ""  # inpaint: latent blending or the inpainting UNet
     flagged: bool = False  # the safety checker hid the image (shown black)
+    trajectory_previews: list[Image.Image] | None = None  # screened pictures of the trajectory (safety checker on)
 
 
 class _Run:
@@ -97,9 +99,12 @@ class _Run:
 
     def result(self, image, latents, start_latents, timesteps, **extra) -> TaskResult:
         self.timings["total"] = time.perf_counter() - self.started
+        # Everything in a result is on the CPU in float32: it may cross a process boundary (ZeroGPU pickles it,
+        # and a CUDA tensor would hang the call) and become numpy or PIL data (which has no bfloat16).
+        prompt = dataclasses.replace(self.prompt, embeddings=self.prompt.embeddings.float().cpu())
         return TaskResult(image=image, latents=latents.float().cpu(), start_latents=start_latents.float().cpu(),
                           trajectory=self.trajectory, timesteps=[int(t) for t in timesteps], seed=self.params.seed,
-                          prompt=self.prompt, timings=self.timings, flagged=self.flagged, **extra)
+                          prompt=prompt, timings=self.timings, flagged=self.flagged, **extra)
 
 
 def planned_steps(models: Models, params: SamplingParams, settings: Settings) -> int:
@@ -203,7 +208,8 @@ def inpaint(models: Models, params: InpaintParams, settings: Settings, image: Im
     final = run.denoise(start, timesteps, callback, inpaint=conditioning)
     generated = run.decode(final)
     image_out = paste_outside_mask(prepared, generated, feather(pixel_mask, params.feather_radius))
-    return run.result(image_out, final, start, timesteps, start_step=first_step, latent_mask=latent_mask.cpu(),
+    return run.result(image_out, final, start, timesteps, start_step=first_step,
+                      latent_mask=latent_mask.float().cpu(),
                       image_latents=None if image_latents is None else image_latents.float().cpu(),
                       method=models.inpaint_method)
 

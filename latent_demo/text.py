@@ -18,6 +18,11 @@ class PromptEmbeddings:
     dropped_text: str  # the words beyond the limit, "" if none
 
     @property
+    def unconditional(self) -> bool:
+        """An empty prompt: the UNet is conditioned on CLIP's embedding of no text at all."""
+        return self.token_count == 0
+
+    @property
     def truncated(self) -> bool:
         return self.token_count > self.token_limit
 
@@ -43,9 +48,13 @@ def count_tokens(models: Models, text: str, max_tokens: int, what: str = "prompt
 
 
 def check_prompt(prompt: str, models: Models, max_prompt_tokens: int) -> int:
-    """The prompt's token count; empty or over-long prompts -> ValueError."""
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise ValueError("the prompt is empty; describe the picture you want")
+    """The prompt's token count. "" is valid: unconditional generation, what the model draws with no text.
+    Whitespace alone (most likely a slip) and over-long prompts -> ValueError."""
+    if not isinstance(prompt, str):
+        raise ValueError(f"the prompt must be text, got {type(prompt).__name__}")
+    if prompt and not prompt.strip():
+        raise ValueError("the prompt is only spaces; describe the picture you want, or leave it empty to see what "
+                         "the model draws with no prompt")
     return count_tokens(models, prompt, max_prompt_tokens)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 
 import gradio as gr
 from PIL import Image
@@ -23,6 +22,7 @@ from latent_demo.ui import (
 from latent_demo.ui.common import TabContext, readable_value_errors
 from latent_demo.ui.examples import ASSETS
 from latent_demo.ui.files import start_cache_cleanup
+from latent_demo.ui.model_work import ModelRunner
 
 log = logging.getLogger(__name__)
 TITLE = "latent-demo: see how latent diffusion works"
@@ -57,8 +57,7 @@ def build_app(models: Models, settings: Settings) -> gr.Blocks:
             gr.Markdown(offline_banner(models), elem_id="offline-banner")
         encoded = gr.State(None, time_to_live=settings.state_ttl_s)
         with gr.Tabs() as tabs:
-            slots = threading.BoundedSemaphore(settings.concurrency_limit)
-            ctx = TabContext(models=models, settings=settings, encoded=encoded, model_slots=slots)
+            ctx = TabContext(models=models, settings=settings, encoded=encoded, runner=ModelRunner(models, settings))
             with gr.Tab("1 · Encode", id="encode"):
                 encode = encode_tab.build(ctx)
             with gr.Tab("2 · Generate", id="generate"):

@@ -1,11 +1,10 @@
-"""What every tab shares: error translation, streaming a task with Cancel, image and file conversions."""
+"""What every tab shares: the context, error translation, the streaming skeleton, upload and image helpers."""
 
 from __future__ import annotations
 
 import functools
 import inspect
 import logging
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,33 +15,23 @@ import torch
 from PIL import Image
 
 from latent_demo.config import Settings
-from latent_demo.images import open_image, pixels_to_pil
-from latent_demo.latents import latents_to_pixels, latents_to_rgb_preview
+from latent_demo.images import open_image
+from latent_demo.latents import latents_to_rgb_preview
 from latent_demo.models import Models
-from latent_demo.ui.streaming import stream_task
+from latent_demo.ui.model_work import ModelRunner, Step
 
 log = logging.getLogger("latent_demo.ui")
 MODEL_JOBS = "models"  # the one concurrency_id of every event that runs the models
 
-GPU_SECONDS = 300  # ZeroGPU's per-call budget: enough for max_steps at 768 px or a long seed walk
-
-try:  # ZeroGPU on Hugging Face Spaces: GPU functions must be wrapped; elsewhere this is a no-op
-    import spaces
-
-    gpu = spaces.GPU(duration=GPU_SECONDS)
-except ImportError:
-    def gpu(fn):
-        return fn
-
 
 @dataclass(frozen=True)
 class TabContext:
-    """What app.py hands to every tab: the shared read-only models, the settings and cross-tab components."""
+    """What app.py hands to every tab: the shared read-only models, the settings, cross-tab state, the runner."""
 
     models: Models
     settings: Settings
     encoded: gr.State  # per visitor: {"latents": tensor, "image": PIL} from the Encode tab
-    model_slots: threading.Semaphore  # held while the models compute (concurrency_limit of them)
+    runner: ModelRunner  # runs model work where the GPU is (this process or a ZeroGPU worker)
 
     def model_job(self, **kwargs) -> dict:
         """Event options for anything that runs the models: one shared queue slot and a stable API name."""
@@ -56,17 +45,6 @@ class TabContext:
         """
         shown = gr.Examples(rows, inputs=fill, label=label, cache_examples=False)
         return shown.load_input_event.then(fn, inputs, outputs, **self.model_job(api_visibility="private"))
-
-    def stream(self, task: Callable[[Callable], Any]) -> Iterator[tuple[str, Any]]:
-        return stream_task(task, self.model_slots)
-
-    def live_preview(self, latents: torch.Tensor) -> Image.Image | dict:
-        """The per-step picture for the live view at the image's size, or gr.skip() when previews are off."""
-        if self.settings.preview == "none":
-            return gr.skip()
-        factor = self.models.vae_scale_factor
-        size = (latents.shape[3] * factor, latents.shape[2] * factor)
-        return preview_image(self.models, latents, size, fast=self.settings.preview == "fast")
 
 
 UNREADABLE = "the file is not an image this app can read (PNG, JPEG, WEBP, GIF, BMP, TIFF)"
@@ -163,17 +141,6 @@ def load_upload(path: str | None, settings: Settings, what: str = "an image") ->
     return open_image(Path(path), settings.max_image_pixels)
 
 
-def preview_image(models: Models, latents: torch.Tensor, size: tuple[int, int], fast: bool = False) -> Image.Image:
-    """A per-step picture: the linear latent->RGB approximation (free) or the fast decoder, at display size."""
-    if fast and models.fast_decoder is not None:
-        preview = pixels_to_pil(latents_to_pixels(models.fast_decoder, latents)).resize(size)
-    else:
-        preview = latents_to_rgb_preview(latents).resize(size, Image.Resampling.NEAREST)
-    if models.safety_filter is not None:  # previews show what is being generated: screened like the result
-        preview, _ = models.safety_filter.screen(preview)
-    return preview
-
-
 def upscale(image: Image.Image, factor: int) -> Image.Image:
     """Latent-grid pictures, enlarged with hard edges so each latent cell stays visible."""
     return image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
@@ -185,3 +152,35 @@ def format_timings(timings: dict[str, float]) -> str:
     return " · ".join(f"{label} {timings[key]:.2f} s" for key, label in labels if key in timings)
 
 
+
+
+def sampling_updates(runner: ModelRunner, job: str, args: tuple, total: int, progress: gr.Progress
+                     ) -> Iterator[Step | Any]:
+    """The streaming skeleton of every sampling tab: each Step (with the progress bar moved), then the result."""
+    for kind, value in runner.stream(job, *args):
+        if kind == "step":
+            progress((value.index + 1, total), desc=f"UNet step {value.index + 1} of {total} (t={value.timestep})")
+            yield value
+        elif kind == "done":
+            yield value
+
+
+def step_status(step: Step, total: int) -> str:
+    return f"step {step.index + 1} of {total}, t = {step.timestep}"
+
+
+def used_seed_output(prefix: str) -> gr.Number:
+    """The seed a run used, shown apart from the Seed input (which a failed run would mark with an error)."""
+    return gr.Number(label="Seed used", precision=0, interactive=False, elem_id=f"{prefix}-used-seed")
+
+
+def bound(handler: Callable, ctx: TabContext) -> Callable:
+    """A module-level handler given its tab's context: what Gradio calls (its signature loses `ctx`)."""
+    call = functools.partial(handler, ctx)
+    call.__name__ = handler.__name__  # Gradio names unnamed events after the function
+    return call
+
+
+def linear_preview(latents: torch.Tensor, size: tuple[int, int]) -> Image.Image:
+    """Latents seen through the linear latent->RGB map (no model call), enlarged to `size` with hard edges."""
+    return latents_to_rgb_preview(latents).resize(size, Image.Resampling.NEAREST)

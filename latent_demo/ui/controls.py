@@ -69,6 +69,9 @@ def result_notes(result: TaskResult) -> str:
     if prompt.truncated:
         notes += (f"\n\n⚠️ The prompt has {prompt.token_count} tokens; CLIP reads only {prompt.token_limit}, so "
                   f"this was dropped: “{prompt.dropped_text}”")
+    if prompt.unconditional:
+        notes += ("\n\nThe prompt was empty: this is **unconditional generation**, what the model draws with no text "
+                  "at all (the UNet is conditioned on CLIP's embedding of an empty string).")
     if result.flagged:
         notes += "\n\n⚠️ The safety checker flagged this image, so it is shown black. Try another prompt or seed."
     return notes

@@ -5,9 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import gradio as gr
+from PIL import Image
 
+from latent_demo.config import Settings
 from latent_demo.encoding import EncodeReport, encode_image
-from latent_demo.ui.common import TabContext, gpu, image_upload, load_upload, upscale, user_errors
+from latent_demo.gpu_budget import vae_seconds
+from latent_demo.images import fit_size
+from latent_demo.models import Models
+from latent_demo.ui.common import TabContext, bound, image_upload, load_upload, upscale, user_errors
 from latent_demo.ui.examples import example_images
 from latent_demo.ui.files import latents_file
 
@@ -34,21 +39,32 @@ def describe(report: EncodeReport, source: str) -> str:
             f"Timing: encode {t['encode']:.2f} s · decode {t['decode']:.2f} s · total {t['total']:.2f} s")
 
 
+def encode_job(models: Models, settings: Settings, image: Image.Image, fast_decode: bool, updates) -> EncodeReport:
+    """Runs where the GPU is."""
+    return encode_image(models, image, settings, fast_decode=fast_decode)
+
+
+def encode_seconds(settings: Settings, image: Image.Image, fast_decode: bool) -> int:
+    width, height = fit_size(*image.size, settings.max_image_side, settings.min_image_side, 8)
+    return vae_seconds(width, height, passes=2)
+
+
+@user_errors
+def encode(ctx: TabContext, image, fast_decode):
+    report = ctx.runner.run("encode", load_upload(image, ctx.settings), bool(fast_decode))
+    scale = max(1, 256 // report.latents.shape[-1])
+    gallery = [(upscale(image, scale), f"channel {s.channel}: mean {s.mean:+.2f}, std {s.std:.2f}")
+               for image, s in zip(report.channel_images, report.stats, strict=True)]
+    source = "fast decoder" if fast_decode else "full VAE decoder"
+    state = {"latents": report.latents, "image": report.image}
+    return (gallery, describe(report, source), report.image, report.reconstruction, report.error_map,
+            latents_file(report.latents, ctx.models), state)
+
+
 def build(ctx: TabContext) -> EncodeTab:
     models, settings = ctx.models, ctx.settings
-
-    @gpu
-    @user_errors
-    def encode(image, fast_decode):
-        with ctx.model_slots:
-            report = encode_image(models, load_upload(image, settings), settings, fast_decode=bool(fast_decode))
-        scale = max(1, 256 // report.latents.shape[-1])
-        gallery = [(upscale(image, scale), f"channel {s.channel}: mean {s.mean:+.2f}, std {s.std:.2f}")
-                   for image, s in zip(report.channel_images, report.stats, strict=True)]
-        source = "fast decoder" if fast_decode else "full VAE decoder"
-        state = {"latents": report.latents, "image": report.image}
-        return (gallery, describe(report, source), report.image, report.reconstruction, report.error_map,
-                latents_file(report.latents, models), state)
+    ctx.runner.register("encode", encode_job, encode_seconds)
+    handler = bound(encode, ctx)
 
     gr.Markdown(INTRO)
     with gr.Row():
@@ -71,7 +87,7 @@ def build(ctx: TabContext) -> EncodeTab:
             to_img2img = gr.Button("Use these latents in img2img →", elem_id="send-img2img")
             to_inpaint = gr.Button("Use this image for inpainting →", elem_id="send-inpaint")
     outputs = [channels, facts, original, reconstruction, error_map, download, ctx.encoded]
-    run.click(encode, [image, fast], outputs, **ctx.model_job(api_name="encode"))
-    ctx.examples([[path] for path in example_images()], [image], encode, [image, fast], outputs,
+    run.click(handler, [image, fast], outputs, **ctx.model_job(api_name="encode"))
+    ctx.examples([[path] for path in example_images()], [image], handler, [image, fast], outputs,
                  "Examples (click one to encode it)")
     return EncodeTab(send_to_img2img=to_img2img, send_to_inpaint=to_inpaint)

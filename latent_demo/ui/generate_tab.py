@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import gradio as gr
 
+from latent_demo.config import Settings
+from latent_demo.gpu_budget import generation_seconds
 from latent_demo.latents import latents_to_channel_images
+from latent_demo.models import Models
 from latent_demo.params import GenerateParams
-from latent_demo.tasks import generate, planned_steps
+from latent_demo.tasks import TaskResult, generate, planned_steps
 from latent_demo.ui import controls
 from latent_demo.ui.common import (
     TabContext,
+    bound,
     format_timings,
-    gpu,
-    preview_image,
+    sampling_updates,
+    step_status,
     upscale,
+    used_seed_output,
     user_errors,
 )
 from latent_demo.ui.examples import PROMPTS
 from latent_demo.ui.files import to_gif
+from latent_demo.ui.model_work import Step, live_picture, trajectory_pictures
 
 INTRO = """**Generation starts from pure noise in latent space**, drawn from the seed (so the same seed and settings
 give the same image). At every step the UNet predicts the noise in the latents, guided by the prompt, and the
@@ -25,39 +31,47 @@ scheduler removes some of it. Only the final latents go through the VAE decoder;
 linear look at the latents after each step (a 4×3 matrix, not a decode)."""
 
 
+def generate_job(models: Models, settings: Settings, params: GenerateParams, updates) -> TaskResult:
+    """Runs where the GPU is."""
+    return generate(models, params, settings, updates)
+
+
+def generate_seconds(settings: Settings, params: GenerateParams) -> int:
+    return generation_seconds(params.num_inference_steps, params.guidance_scale, params.width, params.height)
+
+
+@user_errors
+def run(ctx: TabContext, prompt, negative_prompt, seed, randomize, steps, guidance, scheduler, width, height,
+        fast_decode, progress=gr.Progress()):
+    params = GenerateParams(prompt=prompt, negative_prompt=negative_prompt or "",
+                            seed=controls.pick_seed(seed, randomize), num_inference_steps=steps,
+                            guidance_scale=guidance, scheduler=scheduler, width=width, height=height,
+                            fast_decode=bool(fast_decode))
+    total = planned_steps(ctx.models, params, ctx.settings)
+    for update in sampling_updates(ctx.runner, "generate", (params,), total, progress):
+        if isinstance(update, Step):
+            yield (params.seed, gr.skip(), live_picture(ctx.runner, update), gr.skip(), gr.skip(), gr.skip(),
+                   step_status(update, total))
+            continue
+        result = update  # the pictures are made here, off the GPU's clock
+        noise = [upscale(image, 4) for image in latents_to_channel_images(result.start_latents)]
+        frames = trajectory_pictures(ctx.models, result) + [result.image]
+        captions = [f"step {i + 1}, t={t}" for i, t in enumerate(result.timesteps)] + ["decoded"]
+        status = f"Seed **{result.seed}** · {format_timings(result.timings)}{controls.result_notes(result)}"
+        yield (result.seed, noise, result.image, result.image, list(zip(frames, captions, strict=True)),
+               to_gif(frames), status)
+
+
 def build(ctx: TabContext) -> None:
     models, settings = ctx.models, ctx.settings
-
-    @gpu
-    @user_errors
-    def run(prompt, negative_prompt, seed, randomize, steps, guidance, scheduler, width, height, fast_decode,
-            progress=gr.Progress()):
-        params = GenerateParams(prompt=prompt, negative_prompt=negative_prompt or "",
-                                seed=controls.pick_seed(seed, randomize), num_inference_steps=steps,
-                                guidance_scale=guidance, scheduler=scheduler, width=width, height=height,
-                                fast_decode=bool(fast_decode))
-        total = planned_steps(models, params, settings)
-        size = (int(width), int(height))
-        for kind, value in ctx.stream(lambda callback: generate(models, params, settings, callback)):
-            if kind == "step":
-                i, t, latents = value
-                progress((i + 1, total), desc=f"UNet step {i + 1} of {total} (t={t})")
-                yield (params.seed, gr.skip(), ctx.live_preview(latents), gr.skip(), gr.skip(), gr.skip(),
-                       f"step {i + 1} of {total}, t = {t}")
-                continue
-            result = value
-            noise = [upscale(image, 4) for image in latents_to_channel_images(result.start_latents)]
-            frames = [preview_image(models, latents, size) for latents in result.trajectory] + [result.image]
-            captions = [f"step {i + 1}, t={t}" for i, t in enumerate(result.timesteps)] + ["decoded"]
-            note = controls.result_notes(result)
-            yield (result.seed, noise, result.image, result.image, list(zip(frames, captions, strict=True)),
-                   to_gif(frames), f"Seed **{result.seed}** · {format_timings(result.timings)}{note}")
+    ctx.runner.register("generate", generate_job, generate_seconds)
 
     gr.Markdown(INTRO)
     with gr.Row():
         with gr.Column(scale=2):
             prompt = gr.Textbox(label="Prompt", lines=2, elem_id="generate-prompt", value=PROMPTS[0])
-            negative = gr.Textbox(label="Negative prompt (used when guidance > 1)", elem_id="generate-negative")
+            negative = gr.Textbox(label="Negative prompt (used when guidance > 1)", value="",
+                                  elem_id="generate-negative")
             seed, randomize = controls.seed_inputs("generate")
             steps, guidance, scheduler = controls.sampling_inputs(models, settings, "generate")
             width, height = controls.size_inputs(models, settings, "generate")
@@ -67,6 +81,7 @@ def build(ctx: TabContext) -> None:
                 cancel = gr.Button("Cancel", elem_id="generate-cancel")
         with gr.Column(scale=3):
             status = gr.Markdown(elem_id="generate-status")
+            used_seed = used_seed_output("generate")
             live = gr.Image(label="Latents, live (linear preview → final decode)", format="png",
                             elem_id="generate-live")
             noise = gr.Gallery(label="The seed's initial noise latents (4 channels)", columns=4, height="auto",
@@ -77,8 +92,9 @@ def build(ctx: TabContext) -> None:
                                 format="png", elem_id="generate-trajectory")
     gif = gr.File(label="Trajectory as an animated GIF", elem_id="generate-gif")
     inputs = [prompt, negative, seed, randomize, steps, guidance, scheduler, width, height, fast]
-    outputs = [seed, noise, live, final, trajectory, gif, status]
-    event = start.click(run, inputs, outputs, **ctx.model_job(api_name="generate"))
-    example_run = ctx.examples([[p] for p in PROMPTS], [prompt], run, inputs, outputs,
+    outputs = [used_seed, noise, live, final, trajectory, gif, status]
+    handler = bound(run, ctx)
+    event = start.click(handler, inputs, outputs, **ctx.model_job(api_name="generate"))
+    example_run = ctx.examples([[p] for p in PROMPTS], [prompt], handler, inputs, outputs,
                                "Example prompts (click one to generate)")
     cancel.click(None, cancels=[event, example_run])

@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import gradio as gr
+import torch
+from PIL import Image
 
+from latent_demo.config import Settings
+from latent_demo.gpu_budget import generation_seconds
+from latent_demo.images import fit_size
+from latent_demo.models import Models
 from latent_demo.params import Img2ImgParams
-from latent_demo.tasks import img2img, planned_steps
+from latent_demo.tasks import TaskResult, img2img, planned_steps
 from latent_demo.ui import controls
 from latent_demo.ui.common import (
     TabContext,
+    bound,
     format_timings,
-    gpu,
     image_upload,
+    linear_preview,
     load_upload,
-    preview_image,
+    sampling_updates,
+    step_status,
+    used_seed_output,
     user_errors,
 )
 from latent_demo.ui.examples import asset
+from latent_demo.ui.model_work import Step, live_picture
 
 INTRO = """**img2img edits latents, not pixels.** The image is encoded, its latents get noise for timestep
 *strength × steps* down the schedule, and the loop runs only the remaining steps. Strength 0 keeps the image;
@@ -31,42 +42,55 @@ class Img2ImgTab:
     source: gr.Radio  # set by "Use these latents in img2img" on the Encode tab
 
 
+def img2img_job(models: Models, settings: Settings, params: Img2ImgParams, image: Image.Image | None,
+                latents: torch.Tensor | None, updates) -> TaskResult:
+    """Runs where the GPU is."""
+    return img2img(models, params, settings, image=image, latents=latents, callback=updates)
+
+
+def img2img_seconds(settings: Settings, params: Img2ImgParams, image: Image.Image | None,
+                    latents: torch.Tensor | None) -> int:
+    if latents is not None:
+        width, height, passes = latents.shape[3] * 8, latents.shape[2] * 8, 1  # decode only
+    else:
+        width, height = fit_size(*image.size, settings.max_image_side, settings.min_image_side, 8)
+        passes = 2  # encode and decode
+    steps = math.ceil(params.num_inference_steps * params.strength)
+    return generation_seconds(steps, params.guidance_scale, width, height, vae_passes=passes)
+
+
+@user_errors
+def run(ctx: TabContext, source, image, prompt, negative_prompt, seed, randomize, steps, guidance, strength,
+        scheduler, fast_decode, encoded, progress=gr.Progress()):
+    models, settings = ctx.models, ctx.settings
+    params = Img2ImgParams(prompt=prompt or "", negative_prompt=negative_prompt or "",
+                           seed=controls.pick_seed(seed, randomize), num_inference_steps=steps,
+                           guidance_scale=guidance, strength=strength, scheduler=scheduler,
+                           fast_decode=bool(fast_decode))
+    if source == FROM_ENCODE:
+        if not encoded:
+            raise ValueError("no latents yet: encode an image in the Encode tab first, or use an upload")
+        start = (None, encoded["latents"])
+    else:
+        start = (load_upload(image, settings), None)
+    total = planned_steps(models, params, settings)
+    for update in sampling_updates(ctx.runner, "img2img", (params, *start), total, progress):
+        if isinstance(update, Step):
+            yield (params.seed, gr.skip(), gr.skip(), live_picture(ctx.runner, update), gr.skip(),
+                   step_status(update, total))
+            continue
+        result = update
+        summary = (f"Started at step **{result.start_step} of {params.num_inference_steps}** "
+                   f"(strength {params.strength:g} → {len(result.timesteps)} steps run"
+                   f"{', first t = ' + str(result.timesteps[0]) if result.timesteps else ''}). "
+                   f"Seed **{result.seed}** · {format_timings(result.timings)}{controls.result_notes(result)}")
+        yield (result.seed, linear_preview(result.image_latents, result.image.size),
+               linear_preview(result.start_latents, result.image.size), result.image, result.image, summary)
+
+
 def build(ctx: TabContext) -> Img2ImgTab:
     models, settings = ctx.models, ctx.settings
-
-    @gpu
-    @user_errors
-    def run(source, image, prompt, negative_prompt, seed, randomize, steps, guidance, strength, scheduler,
-            fast_decode, encoded, progress=gr.Progress()):
-        params = Img2ImgParams(prompt=prompt, negative_prompt=negative_prompt or "",
-                               seed=controls.pick_seed(seed, randomize), num_inference_steps=steps,
-                               guidance_scale=guidance, strength=strength, scheduler=scheduler,
-                               fast_decode=bool(fast_decode))
-        if source == FROM_ENCODE:
-            if not encoded:
-                raise ValueError("no latents yet: encode an image in the Encode tab first, or use an upload")
-            inputs = {"latents": encoded["latents"]}
-        else:
-            inputs = {"image": load_upload(image, settings)}
-        total = planned_steps(models, params, settings)
-        for kind, value in ctx.stream(lambda callback: img2img(models, params, settings, callback=callback,
-                                                               **inputs)):
-            if kind == "step":
-                i, t, latents = value
-                progress((i + 1, total), desc=f"UNet step {i + 1} of {total} (t={t})")
-                yield (params.seed, gr.skip(), gr.skip(), ctx.live_preview(latents), gr.skip(),
-                       f"step {i + 1} of {total}, t = {t}")
-                continue
-            result = value
-            size = result.image.size
-            encoded_view = preview_image(models, result.image_latents, size)
-            noised_view = preview_image(models, result.start_latents, size)
-            summary = (f"Started at step **{result.start_step} of {params.num_inference_steps}** "
-                       f"(strength {params.strength:g} → {len(result.timesteps)} steps run"
-                       f"{', first t = ' + str(result.timesteps[0]) if result.timesteps else ''}). "
-                       f"Seed **{result.seed}** · {format_timings(result.timings)}"
-                       f"{controls.result_notes(result)}")
-            yield result.seed, encoded_view, noised_view, result.image, result.image, summary
+    ctx.runner.register("img2img", img2img_job, img2img_seconds)
 
     gr.Markdown(INTRO)
     with gr.Row():
@@ -74,8 +98,9 @@ def build(ctx: TabContext) -> Img2ImgTab:
             source = gr.Radio([FROM_UPLOAD, FROM_ENCODE], value=FROM_UPLOAD, label="Start from",
                               elem_id="img2img-source")
             image = image_upload(settings, label="Image", elem_id="img2img-input")
-            prompt = gr.Textbox(label="Prompt", lines=2, elem_id="img2img-prompt")
-            negative = gr.Textbox(label="Negative prompt", elem_id="img2img-negative")
+            prompt = gr.Textbox(label="Prompt (empty: no text condition)", value="", lines=2,
+                                elem_id="img2img-prompt")
+            negative = gr.Textbox(label="Negative prompt", value="", elem_id="img2img-negative")
             strength = gr.Slider(0, 1, value=0.6, step=0.05, label="Strength (how far down the schedule to start)",
                                  elem_id="img2img-strength")
             seed, randomize = controls.seed_inputs("img2img")
@@ -86,6 +111,7 @@ def build(ctx: TabContext) -> Img2ImgTab:
                 cancel = gr.Button("Cancel", elem_id="img2img-cancel")
         with gr.Column(scale=3):
             status = gr.Markdown(elem_id="img2img-status")
+            used_seed = used_seed_output("img2img")
             with gr.Row():
                 encoded_view = gr.Image(label="Encoded latents (linear preview)", format="png",
                                         elem_id="img2img-encoded")
@@ -94,11 +120,12 @@ def build(ctx: TabContext) -> Img2ImgTab:
     final = gr.Image(label="Result", format="png", elem_id="img2img-result")
     inputs = [source, image, prompt, negative, seed, randomize, steps, guidance, strength, scheduler, fast,
               ctx.encoded]
-    outputs = [seed, encoded_view, noised_view, live, final, status]
-    event = start.click(run, inputs, outputs, **ctx.model_job(api_name="img2img"))
+    outputs = [used_seed, encoded_view, noised_view, live, final, status]
+    handler = bound(run, ctx)
+    event = start.click(handler, inputs, outputs, **ctx.model_job(api_name="img2img"))
     rows = [[FROM_UPLOAD, asset("chelsea.png"), "a tiger, photograph", 0.6],
             [FROM_UPLOAD, asset("coffee.png"), "a cup of green tea", 0.5]]
-    example_run = ctx.examples(rows, [source, image, prompt, strength], run, inputs, outputs,
+    example_run = ctx.examples(rows, [source, image, prompt, strength], handler, inputs, outputs,
                                "Examples (click one to run it)")
     cancel.click(None, cancels=[event, example_run])
     return Img2ImgTab(source=source)

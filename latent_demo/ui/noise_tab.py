@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import gradio as gr
 import pandas as pd
+import torch
+from PIL import Image
 
+from latent_demo.config import Settings
 from latent_demo.encoding import prepare_and_encode
-from latent_demo.explore import add_noise, noise_schedule
-from latent_demo.images import pixels_to_pil
+from latent_demo.explore import NoisedLatents, add_noise, noise_schedule, preview_decoder
+from latent_demo.gpu_budget import vae_seconds
+from latent_demo.images import fit_size, pixels_to_pil
 from latent_demo.latents import latents_to_channel_images, latents_to_pixels
+from latent_demo.models import Models
 from latent_demo.params import check_int
 from latent_demo.ui import controls
-from latent_demo.ui.common import TabContext, gpu, image_upload, load_upload, upscale, user_errors
+from latent_demo.ui.common import TabContext, bound, image_upload, load_upload, upscale, user_errors
 from latent_demo.ui.examples import asset
 
 INTRO = """**Training teaches the UNet to undo this.** Pick a timestep: the image's latents are mixed with noise by
@@ -27,40 +32,60 @@ def schedule_frame(alphas_cumprod, timestep: int) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["timestep", "weight", "curve"])
 
 
+DEFAULT_TIMESTEP = 500
+
+
+def noise_job(models: Models, settings: Settings, image: Image.Image | None, latents: torch.Tensor | None,
+              timestep: int, seed: int, updates) -> tuple[torch.Tensor, NoisedLatents, Image.Image]:
+    """Runs where the GPU is: (clean latents, encoded only when not cached; x_t; x_t decoded)."""
+    if latents is None:
+        _, _, latents = prepare_and_encode(models, image, settings)
+    noised = add_noise(models, latents, timestep, seed)
+    decoded = pixels_to_pil(latents_to_pixels(preview_decoder(models), noised.latents))
+    return latents, noised, decoded
+
+
+def noise_seconds(settings: Settings, image: Image.Image | None, latents: torch.Tensor | None, timestep: int,
+                  seed: int) -> int:
+    if latents is not None:
+        return vae_seconds(latents.shape[3] * 8, latents.shape[2] * 8, passes=1)
+    width, height = fit_size(*image.size, settings.max_image_side, settings.min_image_side, 8)
+    return vae_seconds(width, height, passes=2)
+
+
+@user_errors
+def explore(ctx: TabContext, image, timestep, seed, cache):
+    """The visitor's image is encoded once: moving the slider only re-noises (Gradio's upload path is per file)."""
+    models = ctx.models
+    timestep = check_int("timestep", timestep, 0, len(noise_schedule(models)) - 1)
+    seed = controls.pick_seed(seed, False)
+    cached = cache["latents"] if cache and cache.get("path") == image else None
+    upload = None if cached is not None else load_upload(image, ctx.settings)
+    latents, noised, decoded = ctx.runner.run("add_noise", upload, cached, timestep, seed)
+    scale = max(1, 256 // latents.shape[-1])
+    channels = [(upscale(picture, scale), f"x_t channel {c}")
+                for c, picture in enumerate(latents_to_channel_images(noised.latents))]
+    decoder = "fast decoder" if models.fast_decoder is not None else "full VAE"
+    note = (f"t = **{noised.timestep}**: x_t = **{noised.signal_weight:.3f}** · x_0 + "
+            f"**{noised.noise_weight:.3f}** · ε (std of x_t {noised.latents.std():.2f}, of x_0 "
+            f"{latents.std():.2f}). Decoded with the {decoder}.")
+    plot = schedule_frame(noise_schedule(models), noised.timestep)
+    return channels, decoded, plot, note, {"path": image, "latents": latents}
+
+
 def build(ctx: TabContext) -> None:
     models, settings = ctx.models, ctx.settings
+    ctx.runner.register("add_noise", noise_job, noise_seconds)
     alphas_cumprod = noise_schedule(models)
     last_t = len(alphas_cumprod) - 1
-
-    def clean_latents(path, cache):
-        """The visitor's image encoded once: moving the slider only re-noises (Gradio's upload path is per file)."""
-        if cache and cache.get("path") == path:
-            return cache["latents"], cache
-        _, _, latents = prepare_and_encode(models, load_upload(path, settings), settings)
-        return latents, {"path": path, "latents": latents}
-
-    @gpu
-    @user_errors
-    def explore(image, timestep, seed, cache):
-        timestep, seed = check_int("timestep", timestep, 0, last_t), controls.pick_seed(seed, False)
-        with ctx.model_slots:
-            latents, cache = clean_latents(image, cache)
-            noised = add_noise(models, latents, timestep, seed)
-            decoded = pixels_to_pil(latents_to_pixels(models.decoder(models.fast_decoder is not None),
-                                                      noised.latents))
-        scale = max(1, 256 // latents.shape[-1])
-        channels = [(upscale(image, scale), f"x_t channel {c}")
-                    for c, image in enumerate(latents_to_channel_images(noised.latents))]
-        note = (f"t = **{noised.timestep}**: x_t = **{noised.signal_weight:.3f}** · x_0 + "
-                f"**{noised.noise_weight:.3f}** · ε (std of x_t {noised.latents.std():.2f}, of x_0 "
-                f"{latents.std():.2f}). Decoded with the {'fast decoder' if models.fast_decoder else 'full VAE'}.")
-        return channels, decoded, schedule_frame(alphas_cumprod, noised.timestep), note, cache
+    handler = bound(explore, ctx)
 
     gr.Markdown(INTRO)
     with gr.Row():
         with gr.Column():
             image = image_upload(settings, label="Image", elem_id="noise-input", value=asset("astronaut.png"))
-            timestep = gr.Slider(0, last_t, value=500, step=1, label="Timestep t", elem_id="noise-timestep")
+            timestep = gr.Slider(0, last_t, value=DEFAULT_TIMESTEP, step=1, label="Timestep t",
+                                 elem_id="noise-timestep")
             seed = gr.Number(label="Noise seed", value=0, precision=0, minimum=0, elem_id="noise-seed")
             run = gr.Button("Add noise", variant="primary", elem_id="noise-button")
         with gr.Column():
@@ -68,11 +93,11 @@ def build(ctx: TabContext) -> None:
             note = gr.Markdown(elem_id="noise-note")
     channels = gr.Gallery(label="Noisy latents x_t (4 channels)", columns=4, height="auto", format="png",
                           elem_id="noise-channels")
-    plot = gr.LinePlot(schedule_frame(alphas_cumprod, 500), x="timestep", y="weight", color="curve",
+    plot = gr.LinePlot(schedule_frame(alphas_cumprod, DEFAULT_TIMESTEP), x="timestep", y="weight", color="curve",
                        title="The noise schedule", elem_id="noise-plot")
     cache = gr.State(None, time_to_live=settings.state_ttl_s)  # this visitor's clean latents, not re-encoded
     inputs, outputs = [image, timestep, seed, cache], [channels, decoded, plot, note, cache]
-    run.click(explore, inputs, outputs, **ctx.model_job(api_name="add_noise"))
-    timestep.release(explore, inputs, outputs, **ctx.model_job(api_visibility="private"))
-    ctx.examples([[asset(name)] for name in ("astronaut.png", "chelsea.png", "rocket.jpg")], [image], explore, inputs,
+    run.click(handler, inputs, outputs, **ctx.model_job(api_name="add_noise"))
+    timestep.release(handler, inputs, outputs, **ctx.model_job(api_visibility="private"))
+    ctx.examples([[asset(name)] for name in ("astronaut.png", "chelsea.png", "rocket.jpg")], [image], handler, inputs,
                  outputs, "Examples (click one to add noise to it)")

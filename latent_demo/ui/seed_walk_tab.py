@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import gradio as gr
 
+from latent_demo.config import Settings
 from latent_demo.explore import seed_walk
+from latent_demo.gpu_budget import generation_seconds
+from latent_demo.models import Models
 from latent_demo.params import GenerateParams, check_int
+from latent_demo.tasks import TaskResult
 from latent_demo.ui import controls
-from latent_demo.ui.common import TabContext, gpu, user_errors
+from latent_demo.ui.common import TabContext, bound, user_errors
 from latent_demo.ui.examples import PROMPTS
 from latent_demo.ui.files import to_gif
 
@@ -16,30 +22,42 @@ walks between them keeping the noise's norm (a straight line would fade the nois
 Each frame is generated with the same prompt and settings from one point on that walk."""
 
 
+GIF_SECONDS_PER_FRAME = 0.3  # a walk's frames are whole images: a little slower than a trajectory's steps
+
+
+def walk_job(models: Models, settings: Settings, params: GenerateParams, seed_b: int, count: int,
+             updates) -> list[TaskResult]:
+    """Runs where the GPU is. Each finished frame is handed out at once (updates.frame), the rest only at the end."""
+    results = seed_walk(models, params, settings, seed_b, count, callback=updates, on_frame=updates.frame)
+    return [dataclasses.replace(result, trajectory=[]) for result in results]  # the frames were sent already
+
+
+def walk_seconds(settings: Settings, params: GenerateParams, seed_b: int, count: int) -> int:
+    return generation_seconds(params.num_inference_steps, params.guidance_scale, params.width, params.height,
+                              frames=count)
+
+
+@user_errors
+def walk(ctx: TabContext, prompt, seed_a, seed_b, frames, steps, guidance, scheduler, width, height,
+         progress=gr.Progress()):
+    params = GenerateParams(prompt=prompt or "", seed=controls.pick_seed(seed_a, False), num_inference_steps=steps,
+                            guidance_scale=guidance, scheduler=scheduler, width=width, height=height)
+    seed_b = controls.pick_seed(seed_b, False)
+    count = check_int("frames", frames, 2, ctx.settings.max_seed_walk_frames)
+    images = []
+    for kind, value in ctx.runner.stream("seed_walk", params, seed_b, count):
+        if kind == "frame":  # a frame is shown as soon as it is decoded
+            index, result = value
+            images.append((result.image, f"frame {index + 1}"))
+            progress((len(images), count), desc=f"frame {len(images)} of {count}")
+            yield list(images), gr.skip(), f"{len(images)} of {count} frames"
+        elif kind == "done":
+            yield list(images), to_gif([image for image, _ in images], GIF_SECONDS_PER_FRAME), f"{len(images)} frames"
+
+
 def build(ctx: TabContext) -> None:
     models, settings = ctx.models, ctx.settings
-
-    @gpu
-    @user_errors
-    def walk(prompt, seed_a, seed_b, frames, steps, guidance, scheduler, width, height, progress=gr.Progress()):
-        params = GenerateParams(prompt=prompt, seed=controls.pick_seed(seed_a, False), num_inference_steps=steps,
-                                guidance_scale=guidance, scheduler=scheduler, width=width, height=height)
-        seed_b = controls.pick_seed(seed_b, False)
-        count = check_int("frames", frames, 2, settings.max_seed_walk_frames)
-        images = []  # appended by the worker thread, read here: a frame is shown as soon as it is decoded
-
-        def task(callback):  # the per-step callback lets Cancel stop within one step, not one frame
-            return seed_walk(models, params, settings, seed_b, count, callback=callback,
-                             on_frame=lambda i, result: images.append((result.image, f"frame {i + 1}")))
-
-        shown = 0
-        for kind, _ in ctx.stream(task):
-            if kind == "done":
-                yield list(images), to_gif([image for image, _ in images], 0.3), f"{len(images)} frames"
-            elif len(images) > shown:
-                shown = len(images)
-                progress((shown, count), desc=f"frame {shown} of {count}")
-                yield list(images), gr.skip(), f"{shown} of {count} frames"
+    ctx.runner.register("seed_walk", walk_job, walk_seconds)
 
     gr.Markdown(INTRO)
     with gr.Row():
@@ -61,7 +79,8 @@ def build(ctx: TabContext) -> None:
             gif = gr.File(label="The walk as an animated GIF", elem_id="walk-gif")
     inputs = [prompt, seed_a, seed_b, frames, steps, guidance, scheduler, width, height]
     outputs = [gallery, gif, status]
-    event = start.click(walk, inputs, outputs, **ctx.model_job(api_name="seed_walk"))
-    example_run = ctx.examples([[PROMPTS[1], 1, 2], [PROMPTS[2], 7, 8]], [prompt, seed_a, seed_b], walk, inputs,
+    handler = bound(walk, ctx)
+    event = start.click(handler, inputs, outputs, **ctx.model_job(api_name="seed_walk"))
+    example_run = ctx.examples([[PROMPTS[1], 1, 2], [PROMPTS[2], 7, 8]], [prompt, seed_a, seed_b], handler, inputs,
                                outputs, "Examples (click one to walk)")
     cancel.click(None, cancels=[event, example_run])

@@ -12,8 +12,26 @@ class Cancelled(Exception):
     """Raised inside the denoising loop, at its next step, once the visitor's job was cancelled."""
 
 
-def stream_task(task: Callable[[Callable], Any], model_slots: threading.Semaphore) -> Iterator[tuple[str, Any]]:
-    """Run `task(callback)` in a worker thread; yield ("step", (i, t, latents)) per step, then ("done", result).
+class TaskUpdates:
+    """What a running task reports through: call it after each denoising step (it is a StepCallback), and call
+    .frame() when one of several results is finished (seed walk). Raises Cancelled once the job was cancelled."""
+
+    def __init__(self, updates: queue.Queue, stop: threading.Event):
+        self._updates, self._stop = updates, stop
+
+    def __call__(self, i, t, latents) -> None:
+        if self._stop.is_set():
+            raise Cancelled()
+        self._updates.put(("step", (i, int(t), latents.detach().float().cpu())))
+
+    def frame(self, index: int, result: Any) -> None:
+        self._updates.put(("frame", (index, result)))
+
+
+def stream_task(task: Callable[[TaskUpdates], Any], model_slots: threading.Semaphore
+                ) -> Iterator[tuple[str, Any]]:
+    """Run `task(updates)` in a worker thread; yield ("step", (i, t, latents)) per step, ("frame", (i, result)) per
+    finished frame, then ("done", result).
 
     Gradio closes this generator on its event loop when the visitor presses Cancel (or leaves), so the `finally`
     must not block: it only asks the loop to stop at its next step. The worker holds one of the model slots until it
@@ -22,17 +40,12 @@ def stream_task(task: Callable[[Callable], Any], model_slots: threading.Semaphor
     updates: queue.Queue = queue.Queue()
     stop = threading.Event()
 
-    def callback(i, t, latents):
-        if stop.is_set():
-            raise Cancelled()
-        updates.put(("step", (i, int(t), latents.detach().float().cpu())))
-
     def work():
         with model_slots:
             try:
                 if stop.is_set():
                     raise Cancelled()
-                updates.put(("done", task(callback)))
+                updates.put(("done", task(TaskUpdates(updates, stop))))
             except BaseException as err:  # noqa: BLE001  (handed to the consuming thread)
                 updates.put(("error", err))
 
