@@ -105,6 +105,81 @@ def client(app_url):
     return Client(app_url, verbose=False)
 
 
+# --- The configuration matrix: what visitors run, not only the lab's float32 ----------------------------------------
+
+def cpu_flags() -> set[str]:
+    """The processor's feature flags as the kernel reports them (read here, not through the code under test)."""
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    return set()
+
+
+NATIVE_BF16 = bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
+DEFAULT_DTYPE = torch.bfloat16 if NATIVE_BF16 else torch.float32  # what a visitor's CPU gets from --dtype auto
+
+# name -> (settings, expected UNet/text encoder dtype, expected VAE dtype)
+CONFIGURATIONS = {
+    "default": ({}, DEFAULT_DTYPE, DEFAULT_DTYPE),
+    # the CUDA path's mix (half-precision UNet and text encoder, float32 VAE), with bf16 standing in for fp16
+    "mixed": ({"dtype": "bfloat16", "vae_dtype": "float32"}, torch.bfloat16, torch.float32),
+    # the other full-model dtype, so both float32 and bfloat16 run whatever this CPU's default is
+    "bfloat16" if DEFAULT_DTYPE == torch.float32 else "float32": (
+        {"dtype": "bfloat16"} if DEFAULT_DTYPE == torch.float32 else {"dtype": "float32"},
+        torch.bfloat16 if DEFAULT_DTYPE == torch.float32 else torch.float32,
+        torch.bfloat16 if DEFAULT_DTYPE == torch.float32 else torch.float32),
+}
+
+
+def load_configured_models(name: str):
+    """The offline model loaded through the app's own loading code with the configuration's settings; fails if the
+    dtypes the app chose are not the ones this configuration stands for."""
+    from latent_demo.models import load_models
+
+    overrides, dtype, vae_dtype = CONFIGURATIONS[name]
+    loaded = load_models(Settings(model="offline", fast_decoder="none", offline=True, **overrides))
+    assert (loaded.dtype, loaded.vae_dtype) == (dtype, vae_dtype), \
+        f"configuration {name!r} loaded {loaded.dtype}/{loaded.vae_dtype}, expected {dtype}/{vae_dtype}"
+    assert loaded.unet.dtype == dtype and loaded.text_encoder.dtype == dtype and loaded.vae.dtype == vae_dtype
+    return loaded
+
+
+# Images fit in 256 px on the matrix apps: bfloat16 convolutions are emulated (slow) on CPUs without native bf16,
+# and the sizes do not change what a configuration can break (dtype boundaries).
+MATRIX_SIDE = 256
+MATRIX_APP_SETTINGS = {**APP_SETTINGS, "max_image_side": MATRIX_SIDE}
+
+
+@pytest.fixture(scope="session", params=list(CONFIGURATIONS))
+def configuration(request) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def configured_models(configuration):
+    return load_configured_models(configuration)
+
+
+@pytest.fixture(scope="session")
+def configured_app_url(configured_models):
+    """The app launched on one configuration of the matrix (each is launched once, and closed after its tests)."""
+    from latent_demo.ui.app import build_app, launch_options
+
+    settings = Settings(**MATRIX_APP_SETTINGS, port=free_port())
+    demo = build_app(configured_models, settings)
+    demo.launch(prevent_thread_lock=True, quiet=True, **launch_options(settings))
+    yield f"http://127.0.0.1:{settings.port}/"
+    demo.close()
+
+
+@pytest.fixture(scope="session")
+def configured_client(configured_app_url):
+    from gradio_client import Client
+
+    return Client(configured_app_url, verbose=False)
+
+
 CHROMIUM = "/usr/lib/chromium/chromium"  # Debian's real binary (/usr/bin/chromium is a wrapper script)
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",

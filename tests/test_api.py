@@ -1,17 +1,27 @@
-"""The launched app (offline model) called through gradio_client: one test per api_name, real output properties."""
+"""The launched app (offline model) called through gradio_client: one test per api_name, real output properties.
+
+The endpoint tests run on every configuration of the matrix (conftest.CONFIGURATIONS: the CPU's default dtype,
+the other full dtype, and the CUDA-like mix of a half-precision UNet with a float32 VAE)."""
 
 import numpy as np
 import pytest
 import torch
+from conftest import MATRIX_SIDE as SIDE
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 from safetensors.torch import load_file
 
+from latent_demo.images import prepare_image
 from latent_demo.ui.examples import asset
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DEFAULT = "model default"
+
+
+def prepared(name: str) -> Image.Image:
+    """A bundled image as the matrix apps fit it before encoding."""
+    return prepare_image(Image.open(asset(name)).convert("RGB"), SIDE, 64, 8)
 
 
 def pixels(path) -> np.ndarray:
@@ -21,6 +31,12 @@ def pixels(path) -> np.ndarray:
 def assert_png(path):
     with open(path, "rb") as file:
         assert file.read(8) == PNG_MAGIC, f"{path} is not a PNG (lossy formats would falsify the pixels)"
+
+
+@pytest.fixture
+def client(configured_client):
+    """This module's endpoint tests talk to the app of each configuration in turn."""
+    return configured_client
 
 
 def generate(client, prompt="a fox", seed=3, randomize=False, steps=2, guidance=0.0, size=128):
@@ -34,15 +50,16 @@ def test_encode_shows_channels_numbers_reconstruction_and_latents_file(client):
     assert len(gallery) == 4
     for item in gallery:
         assert_png(item["image"])
-        assert Image.open(item["image"]).size == (256, 256)  # 64x64 latent cells, enlarged 4x
+        assert Image.open(item["image"]).size == (256, 256)  # 32x32 latent cells, enlarged 8x
         assert item["caption"].startswith("channel")
-    assert "512×512×3 = 786,432 pixel values → 4×64×64 = 16,384 latent values (48× fewer)" in facts
+    assert "256×256×3 = 196,608 pixel values → 4×32×32 = 4,096 latent values (48× fewer)" in facts
     for path in (original, reconstruction, error_map):
         assert_png(path)
-        assert Image.open(path).size == (512, 512)
-    assert np.array_equal(pixels(original), pixels(asset("astronaut.png")))
+        assert Image.open(path).size == (SIDE, SIDE)
+    assert np.array_equal(pixels(original), np.asarray(prepared("astronaut.png")))
     latents = load_file(latents_path)["latents"]
-    assert latents.shape == (1, 4, 64, 64) and torch.isfinite(latents).all()
+    assert latents.dtype == torch.float32  # whatever the model's dtype: files hold float32
+    assert latents.shape == (1, 4, 32, 32) and torch.isfinite(latents).all()
     assert "PSNR" in facts
 
 
@@ -66,14 +83,14 @@ def test_img2img_reports_its_start_step(client):
         False, api_name="/img2img")
     assert "Started at step **2 of 4**" in status and "2 steps run" in status
     assert_png(result)
-    assert Image.open(result).size == (512, 512)
+    assert Image.open(result).size == (SIDE, SIDE)
     assert not np.array_equal(pixels(encoded), pixels(noised))
 
 
-def test_img2img_from_encode_uses_this_visitors_latents_only(client, app_url):
+def test_img2img_from_encode_uses_this_visitors_latents_only(configured_app_url):
     from gradio_client import Client
 
-    newcomer = Client(app_url, verbose=False)  # a new session: the Encode tab's latents of others are not shared
+    newcomer = Client(configured_app_url, verbose=False)  # a new session: others' Encode tab latents are not shared
     with pytest.raises(AppError, match="no latents yet"):
         newcomer.predict("the latents from the Encode tab", None, "a tiger", "", 5, False, 4, 0.0, 0.5, DEFAULT,
                        False, api_name="/img2img")
@@ -93,12 +110,14 @@ def inpaint(client, mask_name="astronaut-mask.png", feather=0):
 def test_inpaint_keeps_pixels_outside_the_mask_exactly(client):
     seed, grid, live, result, status = inpaint(client)
     assert "latent blending" in status
-    mask = np.asarray(Image.open(asset("astronaut-mask.png")).getchannel("A")) > 0
-    out, original = pixels(result), pixels(asset("astronaut.png"))
+    painted = Image.fromarray((np.asarray(Image.open(asset("astronaut-mask.png")).getchannel("A")) > 0)
+                              .astype(np.uint8) * 255)
+    mask = np.asarray(painted.resize((SIDE, SIDE), Image.Resampling.LANCZOS)) >= 128  # as the app fits it
+    out, original = pixels(result), np.asarray(prepared("astronaut.png"))
     assert np.array_equal(out[~mask], original[~mask])
     assert np.abs(out[mask].astype(int) - original[mask]).mean() > 5  # the inside was repainted
     grid_pixels = pixels(grid)
-    assert grid_pixels.shape == (512, 512, 3) and set(np.unique(grid_pixels)) == {0, 255}
+    assert grid_pixels.shape == (SIDE, SIDE, 3) and set(np.unique(grid_pixels)) == {0, 255}
 
 
 def test_inpaint_with_an_empty_mask_is_a_readable_error(client, tmp_path):
@@ -116,7 +135,7 @@ def test_add_noise_mixes_signal_and_noise_by_the_schedule(client):
     assert len(channels) == 4 and "t = **0**" in note and "**1.000** · x_0 + **0.029** · ε" in note
     assert "t = **999**" in late[3] and "**0.068** · x_0" in late[3]
     assert_png(decoded)
-    assert Image.open(decoded).size == (512, 512)
+    assert Image.open(decoded).size == (SIDE, SIDE)
 
 
 def test_seed_walk_starts_at_seed_a_and_ends_at_seed_b(client):
@@ -128,13 +147,43 @@ def test_seed_walk_starts_at_seed_a_and_ends_at_seed_b(client):
 
 
 @pytest.mark.parametrize("prompt, steps, message", [
-    ("", 2, "the prompt is empty"),
+    ("   ", 2, "the prompt is only spaces"),
     ("a fox", 0, "Value 0 is less than minimum value 1"),  # Gradio's own slider check
     ("a fox", 500, "Value 500 is greater than maximum value 50"),
 ])
 def test_bad_values_arrive_as_readable_errors(client, prompt, steps, message):
     with pytest.raises(AppError, match=message):
         generate(client, prompt=prompt, steps=steps)
+
+
+def test_an_empty_prompt_is_unconditional_generation(client):
+    seed, noise, live, final, trajectory, gif, status = generate(client, prompt="", guidance=0.0)
+    assert "unconditional generation" in status
+    assert pixels(final).std() > 1
+    assert not np.array_equal(pixels(final), pixels(generate(client, prompt="a fox")[3]))
+
+
+def test_every_parameter_but_the_images_has_a_default(client):
+    """A caller gives only what matters to them; Gradio makes a parameter without a default required."""
+    image_types = ("Image", "Imageeditor", "ImageEditor")
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    for name in ("/encode", "/generate", "/img2img", "/inpaint", "/add_noise", "/seed_walk"):
+        for parameter in endpoints[name]["parameters"]:
+            if parameter["component"] not in image_types:
+                assert parameter["parameter_has_default"], f"{name}: {parameter['parameter_name']} has no default"
+
+
+def test_the_short_calls_work(client):
+    seed, noise, live, final, trajectory, gif, status = client.predict(prompt="a fox", api_name="/generate")
+    assert seed == 42 and Image.open(final).size == (SIDE, SIDE)  # the default size, fitted to the app's limit
+    # Encode -> img2img with nothing but the hand-off: the session's latents and every default
+    client.predict(handle_file(asset("chelsea.png")), api_name="/encode")
+    status = client.predict(source="the latents from the Encode tab", image=None, api_name="/img2img")[-1]
+    assert "Started at step" in status and "unconditional generation" in status
+    editor = {"background": handle_file(asset("astronaut.png")), "layers": [handle_file(asset("astronaut-mask.png"))],
+              "composite": None}
+    status = client.predict(editor=editor, api_name="/inpaint")[-1]
+    assert "latent blending" in status
 
 
 def test_a_text_file_posing_as_png_is_refused_and_the_server_keeps_serving(client, tmp_path):

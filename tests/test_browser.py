@@ -1,4 +1,5 @@
-"""A visitor's session in Chromium: every tab used through the page, outputs checked, screenshots saved."""
+"""A visitor's session in Chromium: every tab and both hand-offs used through the page, outputs checked, screenshots
+saved. Runs on every configuration of the matrix (conftest.CONFIGURATIONS)."""
 
 import io
 from pathlib import Path
@@ -6,9 +7,11 @@ from urllib.parse import urlparse
 
 import numpy as np
 import pytest
+from conftest import MATRIX_SIDE
 from PIL import Image
 from playwright.sync_api import Page, expect
 
+from latent_demo.images import fit_size
 from latent_demo.ui.examples import asset
 
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
@@ -17,11 +20,12 @@ SLOW = 60_000  # ms: model work on 2 CPU cores, with the queue
 
 
 @pytest.fixture
-def visitor(page: Page, app_url):
+def visitor(page: Page, configured_app_url, configuration):
     """The page, opened on the app, recording every request it makes (all must stay on this machine)."""
     requests = []
     page.on("request", lambda request: requests.append(request.url))
-    page.goto(app_url)
+    page.screenshot_suffix = "" if configuration == "default" else f"-{configuration}"
+    page.goto(configured_app_url)
     expect(page.locator("#encode-button")).to_be_visible(timeout=SLOW)
     yield page
     outside = [url for url in requests if urlparse(url).scheme in ("http", "https", "ws", "wss")
@@ -31,7 +35,7 @@ def visitor(page: Page, app_url):
 
 def shot(page: Page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}{page.screenshot_suffix}.png"), full_page=True)
 
 
 def served_image(page: Page, selector: str) -> np.ndarray:
@@ -79,12 +83,71 @@ def test_generate_streams_and_shows_the_trajectory(visitor: Page):
     shot(visitor, "2-generate")
 
 
-def test_an_error_is_a_readable_message(visitor: Page):
+def test_an_error_is_a_readable_message_and_marks_no_input(visitor: Page):
+    open_tab(visitor, "2 · Generate")
+    visitor.locator("#generate-prompt textarea").fill("   ")
+    visitor.locator("#generate-button").click()
+    expect(visitor.get_by_text("the prompt is only spaces").first).to_be_visible(timeout=SLOW)
+    for field in ("#generate-seed", "#generate-prompt", "#generate-steps"):
+        expect(visitor.locator(field)).not_to_contain_text("Error")
+    shot(visitor, "2-generate-error")
+
+
+def test_an_empty_prompt_generates_unconditionally(visitor: Page):
     open_tab(visitor, "2 · Generate")
     visitor.locator("#generate-prompt textarea").fill("")
+    visitor.locator("#generate-steps input[type=number]").fill("2")
+    visitor.locator("#generate-width input[type=number]").fill("128")
+    visitor.locator("#generate-height input[type=number]").fill("128")
     visitor.locator("#generate-button").click()
-    expect(visitor.get_by_text("the prompt is empty").first).to_be_visible(timeout=SLOW)
-    shot(visitor, "2-generate-error")
+    served_image(visitor, "#generate-final")
+    expect(visitor.locator("#generate-status")).to_contain_text("unconditional generation", timeout=SLOW)
+
+
+def encode_example(visitor: Page) -> None:
+    visitor.locator("button:has(img[src*='astronaut'])").first.click()
+    expect(visitor.locator("#encode-facts")).to_contain_text("48× fewer", timeout=SLOW)
+
+
+def test_encode_then_img2img_in_one_click(visitor: Page):
+    encode_example(visitor)
+    visitor.locator("#send-img2img").click()
+    expect(visitor.locator("#img2img-button")).to_be_visible(timeout=SLOW)  # the hand-off switched the tab
+    visitor.locator("#img2img-button").click()  # nothing else: the latents and every default are there
+    result = served_image(visitor, "#img2img-result")
+    assert result.shape == (256, 256, 3)
+    expect(visitor.locator("#img2img-status")).to_contain_text("Started at step", timeout=SLOW)
+    for field in ("#img2img-seed", "#img2img-prompt", "#img2img-source"):
+        expect(visitor.locator(field)).not_to_contain_text("Error")
+    shot(visitor, "3-img2img-from-encode")
+
+
+def paint_a_stroke(visitor: Page, editor) -> None:
+    canvas = editor.locator(".pixi-target canvas").first
+    box = canvas.bounding_box()
+    x, y = box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.4
+    visitor.mouse.move(x, y)
+    visitor.mouse.down()
+    visitor.mouse.move(x + box["width"] * 0.2, y + box["height"] * 0.2, steps=5)
+    visitor.mouse.up()
+
+
+def test_encode_then_inpaint_with_a_painted_mask(visitor: Page):
+    encode_example(visitor)
+    visitor.locator("#send-inpaint").click()  # the encoded image moves on to the Inpainting tab
+    editor = visitor.locator("#inpaint-editor")
+    expect(editor.locator(".pixi-target canvas").first).to_be_visible(timeout=SLOW)
+    brush = editor.get_by_role("button", name="Brush").first
+    if not editor.get_by_role("button", name="Brush Size").is_visible():
+        brush.click()
+    expect(editor.get_by_role("button", name="Brush Size")).to_be_visible(timeout=SLOW)
+    paint_a_stroke(visitor, editor)
+    visitor.locator("#inpaint-button").click()
+    grid = served_image(visitor, "#inpaint-grid")
+    assert grid.shape == (256, 256, 3) and set(np.unique(grid)) == {0, 255} and (grid == 255).mean() > 0.01
+    served_image(visitor, "#inpaint-result")
+    expect(visitor.locator("#inpaint-status")).to_contain_text("latent blending")
+    shot(visitor, "4-inpaint-from-encode")
 
 
 def test_img2img_from_an_upload(visitor: Page):
@@ -94,7 +157,8 @@ def test_img2img_from_an_upload(visitor: Page):
     visitor.locator("#img2img-prompt textarea").fill("a tiger")
     visitor.locator("#img2img-button").click()
     result = served_image(visitor, "#img2img-result")
-    assert result.shape == (296, 448, 3)  # 451x300 fitted to multiples of 8
+    width, height = fit_size(451, 300, MATRIX_SIDE, 64, 8)  # chelsea.png fitted to the limit and multiples of 8
+    assert result.shape == (height, width, 3)
     expect(visitor.locator("#img2img-status")).to_contain_text("Started at step")
     served_image(visitor, "#img2img-noised")
     shot(visitor, "3-img2img")
@@ -106,13 +170,7 @@ def test_inpaint_with_a_drawn_mask(visitor: Page):
     expect(editor.get_by_role("button", name="Upload")).to_be_visible(timeout=SLOW)
     editor.locator("input[type=file]").set_input_files(asset("astronaut.png"))
     expect(editor.get_by_role("button", name="Brush Size")).to_be_visible(timeout=SLOW)
-    canvas = editor.locator(".pixi-target canvas").first
-    box = canvas.bounding_box()
-    x, y = box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.4
-    visitor.mouse.move(x, y)
-    visitor.mouse.down()
-    visitor.mouse.move(x + box["width"] * 0.2, y + box["height"] * 0.2, steps=5)
-    visitor.mouse.up()
+    paint_a_stroke(visitor, editor)
     visitor.locator("#inpaint-prompt textarea").fill("a sunflower")
     visitor.locator("#inpaint-button").click()
     grid = served_image(visitor, "#inpaint-grid")
