@@ -31,7 +31,7 @@ class Settings:
     dtype: str = _setting("auto", "weights dtype", ("auto", "float32", "float16", "bfloat16"))
     # auto: float32 when the rest is float16 (the SD VAE overflows to NaN in fp16), else the model's dtype.
     # float32 with --dtype bfloat16 runs the CUDA mix (half-precision UNet, full-precision VAE) on a CPU.
-    vae_dtype: str = _setting("auto", "VAE dtype", ("auto", "float32", "bfloat16"))
+    vae_dtype: str = _setting("auto", "VAE dtype", ("auto", "float32", "float16", "bfloat16"))
     # Screens every generated image and every streamed preview; flagged ones are shown black.
     safety_checker: bool = _setting(False, "run the Stable Diffusion safety checker on generated images and previews")
     # Never touch the Hub: only local folders and the cache. Also on when HF_HUB_OFFLINE=1.

@@ -29,6 +29,12 @@ class GpuCosts:
 COSTS = GpuCosts()
 
 
+def fitted_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """The size an image is scaled to before encoding (an estimate: never raises; the task checks the limits)."""
+    scale = min(1.0, max_side / max(width, height, 1))
+    return int(width * scale), int(height * scale)
+
+
 def area_factor(width: int, height: int) -> float:
     """Cost relative to 512×512: convolutions scale with the pixel count."""
     return max(width * height, 1) / REFERENCE_PIXELS

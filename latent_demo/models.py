@@ -113,7 +113,7 @@ def cpu_has_fast_bfloat16() -> bool:
 def choose_dtypes(device: torch.device, requested: str, requested_vae: str = "auto"
                   ) -> tuple[torch.dtype, torch.dtype]:
     """(model dtype, VAE dtype). GPUs: fp16 with the VAE in fp32 (no black NaN images). CPUs: bf16 where the
-    processor has native bf16, else fp32. An explicit VAE dtype overrides (fp16 VAEs are refused)."""
+    processor has native bf16, else fp32. An explicit VAE dtype overrides the VAE's."""
     if requested == "auto" and device.type == "cpu":
         dtype = torch.bfloat16 if cpu_has_fast_bfloat16() else torch.float32
     elif requested == "auto":
@@ -123,6 +123,8 @@ def choose_dtypes(device: torch.device, requested: str, requested_vae: str = "au
     if dtype == torch.float16 and device.type == "cpu":
         raise ModelLoadError("float16 is not supported on the CPU here; use float32 or bfloat16")
     if requested_vae != "auto":
+        if requested_vae == "float16" and device.type == "cpu":
+            raise ModelLoadError("a float16 VAE is not supported on the CPU here; use float32 or bfloat16")
         return dtype, getattr(torch, requested_vae)
     return dtype, torch.float32 if dtype == torch.float16 else dtype
 

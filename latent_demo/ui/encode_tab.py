@@ -9,8 +9,7 @@ from PIL import Image
 
 from latent_demo.config import Settings
 from latent_demo.encoding import EncodeReport, encode_image
-from latent_demo.gpu_budget import vae_seconds
-from latent_demo.images import fit_size
+from latent_demo.gpu_budget import fitted_size, vae_seconds
 from latent_demo.models import Models
 from latent_demo.ui.common import TabContext, bound, image_upload, load_upload, upscale, user_errors
 from latent_demo.ui.examples import example_images
@@ -45,7 +44,7 @@ def encode_job(models: Models, settings: Settings, image: Image.Image, fast_deco
 
 
 def encode_seconds(settings: Settings, image: Image.Image, fast_decode: bool) -> int:
-    width, height = fit_size(*image.size, settings.max_image_side, settings.min_image_side, 8)
+    width, height = fitted_size(*image.size, settings.max_image_side)
     return vae_seconds(width, height, passes=2)
 
 

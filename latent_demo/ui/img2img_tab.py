@@ -10,8 +10,7 @@ import torch
 from PIL import Image
 
 from latent_demo.config import Settings
-from latent_demo.gpu_budget import generation_seconds
-from latent_demo.images import fit_size
+from latent_demo.gpu_budget import fitted_size, generation_seconds
 from latent_demo.models import Models
 from latent_demo.params import Img2ImgParams
 from latent_demo.tasks import TaskResult, img2img, planned_steps
@@ -53,7 +52,7 @@ def img2img_seconds(settings: Settings, params: Img2ImgParams, image: Image.Imag
     if latents is not None:
         width, height, passes = latents.shape[3] * 8, latents.shape[2] * 8, 1  # decode only
     else:
-        width, height = fit_size(*image.size, settings.max_image_side, settings.min_image_side, 8)
+        width, height = fitted_size(*image.size, settings.max_image_side)
         passes = 2  # encode and decode
     steps = math.ceil(params.num_inference_steps * params.strength)
     return generation_seconds(steps, params.guidance_scale, width, height, vae_passes=passes)

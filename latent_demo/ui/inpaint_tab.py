@@ -10,8 +10,8 @@ import numpy as np
 from PIL import Image
 
 from latent_demo.config import Settings
-from latent_demo.gpu_budget import generation_seconds
-from latent_demo.images import fit_size, image_and_painted_mask
+from latent_demo.gpu_budget import fitted_size, generation_seconds
+from latent_demo.images import image_and_painted_mask
 from latent_demo.models import Models
 from latent_demo.params import MAX_FEATHER, InpaintParams
 from latent_demo.tasks import TaskResult, inpaint, planned_steps
@@ -49,7 +49,7 @@ def inpaint_job(models: Models, settings: Settings, params: InpaintParams, image
 
 
 def inpaint_seconds(settings: Settings, params: InpaintParams, image: Image.Image, mask: Image.Image) -> int:
-    width, height = fit_size(*image.size, settings.max_image_side, settings.min_image_side, 8)
+    width, height = fitted_size(*image.size, settings.max_image_side)
     steps = math.ceil(params.num_inference_steps * params.strength)
     return generation_seconds(steps, params.guidance_scale, width, height, vae_passes=3)  # 2 encodes, 1 decode
 

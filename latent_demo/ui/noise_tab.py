@@ -10,8 +10,8 @@ from PIL import Image
 from latent_demo.config import Settings
 from latent_demo.encoding import prepare_and_encode
 from latent_demo.explore import NoisedLatents, add_noise, noise_schedule, preview_decoder
-from latent_demo.gpu_budget import vae_seconds
-from latent_demo.images import fit_size, pixels_to_pil
+from latent_demo.gpu_budget import fitted_size, vae_seconds
+from latent_demo.images import pixels_to_pil
 from latent_demo.latents import latents_to_channel_images, latents_to_pixels
 from latent_demo.models import Models
 from latent_demo.params import check_int
@@ -49,7 +49,7 @@ def noise_seconds(settings: Settings, image: Image.Image | None, latents: torch.
                   seed: int) -> int:
     if latents is not None:
         return vae_seconds(latents.shape[3] * 8, latents.shape[2] * 8, passes=1)
-    width, height = fit_size(*image.size, settings.max_image_side, settings.min_image_side, 8)
+    width, height = fitted_size(*image.size, settings.max_image_side)
     return vae_seconds(width, height, passes=2)
 
 

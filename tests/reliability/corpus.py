@@ -173,9 +173,9 @@ def cases(files: dict[str, str]) -> list[Case]:
         ("control characters", generate_args(prompt="a fox\x00\x07\x1b[31m\r\n\t in snow"), None),
         ("emoji", generate_args(prompt="🦊 in the 🌲🌲, ✨"), None),
         ("right-to-left and combining marks", generate_args(prompt="ثعلب a\u0301\u200f fox"), None),
-        ("whitespace-only prompt", generate_args(prompt=" \n\t "), "the prompt is empty"),
-        ("missing prompt", generate_args(prompt=None), "the prompt is empty|prompt must be text"),
-        ("missing fields", (None,) * 10, "is not a valid value|the prompt is empty"),
+        ("whitespace-only prompt", generate_args(prompt=" \n\t "), "the prompt is only spaces"),
+        ("missing prompt", generate_args(prompt=None), "prompt must be text"),
+        ("missing fields", (None,) * 10, "is not a valid value|prompt must be text"),
     ]
     out += [Case(name, "/generate", args, expected) for name, args, expected in prompts]
     return out

@@ -13,7 +13,7 @@ from latent_demo.config import Settings
 from latent_demo.models import ModelLoadError, load_models
 from latent_demo.params import GenerateParams
 from latent_demo.safety import SafetyFilter
-from latent_demo.ui.common import preview_image
+from latent_demo.ui.model_work import preview_image
 
 
 def tiny_filter(flag_everything: bool) -> SafetyFilter:

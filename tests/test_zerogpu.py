@@ -1,0 +1,186 @@
+"""ZeroGPU on a CPU: `python app.py` under the test double of `spaces` (tests/zerogpu_double), which forks a worker,
+pickles arguments, yields and results, maps errors and stops on Cancel as `spaces` 0.51.3 does. Every endpoint, a
+cancelled stream and the hand-offs run through it; results must equal the same tasks run in one process."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+from conftest import free_port, load_configured_models, make_image
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from latent_demo.config import Settings
+from latent_demo.gpu_budget import generation_seconds, vae_seconds
+from latent_demo.params import GenerateParams
+from latent_demo.tasks import generate
+from latent_demo.ui.examples import asset
+
+ROOT = Path(__file__).resolve().parents[1]
+DOUBLE = Path(__file__).resolve().parent / "zerogpu_double"
+SIDE = 256
+APP_FLAGS = ["--model", "offline", "--fast-decoder", "none", "--offline", "--max-image-side", str(SIDE)]
+DEFAULT = "model default"
+
+
+def zerogpu_environment(log: Path, quota_s: float | None = None) -> dict:
+    env = {**os.environ, "SPACES_ZERO_GPU": "true", "PYTHONPATH": os.pathsep.join([str(DOUBLE), str(ROOT)]),
+           "ZEROGPU_DOUBLE_LOG": str(log), "PYTHONUNBUFFERED": "1"}
+    if quota_s is not None:
+        env["ZEROGPU_DOUBLE_QUOTA_S"] = str(quota_s)
+    return env
+
+
+def start_app(tmp: Path, quota_s: float | None = None):
+    """`python app.py` in ZeroGPU mode under the double, as Spaces starts it; returns (process, url, log path)."""
+    port, log = free_port(), tmp / "zerogpu.jsonl"
+    output = open(tmp / "server.log", "w")  # noqa: SIM115  (closed with the process)
+    process = subprocess.Popen([sys.executable, "app.py", *APP_FLAGS, "--port", str(port)], cwd=ROOT,
+                               env=zerogpu_environment(log, quota_s), stdout=output, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the app exited at start-up:\n{(tmp / 'server.log').read_text()[-3000:]}")
+        try:
+            if requests.get(url + "config", timeout=2).ok:
+                return process, url, log
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.5)
+    process.kill()
+    raise AssertionError("the app did not start within 90 s")
+
+
+def stop_app(process) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def calls(log: Path) -> list[dict]:
+    """The double's log: one entry per call that ran ("released") or was refused."""
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+@pytest.fixture(scope="module")
+def zerogpu_app(tmp_path_factory):
+    process, url, log = start_app(tmp_path_factory.mktemp("zerogpu"))
+    yield url, log
+    stop_app(process)
+
+
+@pytest.fixture(scope="module")
+def zclient(zerogpu_app):
+    return Client(zerogpu_app[0], verbose=False)
+
+
+def pixels(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def test_spaces_is_imported_before_anything_that_touches_cuda(tmp_path):
+    """The double refuses to import after torch, diffusers or transformers, as ZeroGPU's start-up does."""
+    env = zerogpu_environment(tmp_path / "log.jsonl")
+    loaded = subprocess.run([sys.executable, "-c", "import app, spaces; print(spaces.ZERO_GPU)"], cwd=ROOT, env=env,
+                            capture_output=True, text=True)
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    assert loaded.stdout.strip() == "True"  # the double, in ZeroGPU mode, was the `spaces` app.py imported
+    late = subprocess.run([sys.executable, "-c", "import torch, app"], cwd=ROOT, env=env, capture_output=True,
+                          text=True)
+    assert late.returncode != 0 and "CUDA has been initialized before importing the spaces package" in late.stderr
+
+
+def test_generate_runs_in_the_worker_and_equals_the_same_task_in_one_process(zclient, zerogpu_app):
+    seed, noise, live, final, trajectory, gif, status = zclient.predict(
+        "a fox", "", 5, False, 3, 0.0, DEFAULT, 128, 128, False, api_name="/generate")
+    models = load_configured_models("default")
+    params = GenerateParams(prompt="a fox", seed=5, num_inference_steps=3, guidance_scale=0.0, width=128, height=128)
+    expected = generate(models, params, Settings(fast_decoder="none", offline=True, max_image_side=SIDE))
+    assert np.array_equal(pixels(final), np.asarray(expected.image))
+    assert len(trajectory) == 4 and Image.open(gif).n_frames == 4
+    call = calls(zerogpu_app[1])[-1]
+    assert call["args"][0] == "generate" and call["ended"] == "done" and call["yields"] == 4  # 3 steps + result
+    assert call["requested_s"] == generation_seconds(3, 0.0, 128, 128)
+
+
+def test_every_other_endpoint_works_through_the_worker(zclient, zerogpu_app):
+    log = zerogpu_app[1]
+    channels, facts, original, reconstruction, error_map, latents_file = zclient.predict(
+        handle_file(asset("astronaut.png")), False, api_name="/encode")
+    assert "4×32×32" in facts and Image.open(reconstruction).size == (SIDE, SIDE)
+    assert calls(log)[-1]["requested_s"] == vae_seconds(SIDE, SIDE, passes=2)
+    # Encode -> img2img: the latents live in the visitor's gr.State in the main process, and cross to the worker
+    status = zclient.predict(source="the latents from the Encode tab", image=None, api_name="/img2img")[-1]
+    assert "Started at step" in status and calls(log)[-1]["args"][1:4] == ["Img2ImgParams", "NoneType", "Tensor"]
+    status = zclient.predict("the uploaded image", handle_file(asset("chelsea.png")), "a tiger",
+                             api_name="/img2img")[-1]
+    assert "Started at step" in status
+    editor = {"background": handle_file(asset("astronaut.png")), "layers": [handle_file(asset("astronaut-mask.png"))],
+              "composite": None}
+    seed, grid, live, result, status = zclient.predict(editor=editor, prompt="sunflowers", api_name="/inpaint")
+    assert "latent blending" in status and set(np.unique(pixels(grid))) == {0, 255}
+    first = zclient.predict(handle_file(asset("astronaut.png")), 100, 0, api_name="/add_noise")
+    second = zclient.predict(handle_file(asset("astronaut.png")), 900, 0, api_name="/add_noise")
+    assert "t = **100**" in first[3] and "t = **900**" in second[3]
+    noise_calls = [call for call in calls(log) if call["args"][0] == "add_noise"]
+    assert noise_calls[-2]["args"][1:3] == ["Image", "NoneType"]  # encoded in the worker...
+    assert noise_calls[-1]["args"][1:3] == ["NoneType", "Tensor"]  # ...then the cached latents came back
+    gallery, gif, status = zclient.predict("a fox", 3, 4, 3, 2, 0.0, DEFAULT, 128, 128, api_name="/seed_walk")
+    assert len(gallery) == 3 and status == "3 frames"  # frames streamed out of the worker as they finished
+
+
+def test_errors_cross_the_process_boundary_readably(zclient, tmp_path):
+    small = tmp_path / "small.png"
+    make_image(32, 32).save(small)  # refused inside the worker (the encode fits the image to the limits)
+    with pytest.raises(AppError, match="each side must be at least 64 px"):
+        zclient.predict(handle_file(str(small)), False, api_name="/encode")
+    assert zclient.predict("a fox", "", 1, False, 1, 0.0, DEFAULT, 128, 128, False, api_name="/generate")[0] == 1
+
+
+def test_cancel_stops_the_worker_after_its_next_step_and_the_next_job_runs(zclient, zerogpu_app):
+    job = zclient.submit("a fox", "", 7, False, 50, 7.5, DEFAULT, SIDE, SIDE, False, api_name="/generate")
+    deadline = time.monotonic() + 60
+    while not job.outputs() and time.monotonic() < deadline:  # the first streamed step
+        time.sleep(0.05)
+    assert job.outputs(), "no step was streamed"
+    job.cancel()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not any(call.get("ended") == "cancelled" for call in calls(zerogpu_app[1])):
+        time.sleep(0.1)
+    cancelled = [call for call in calls(zerogpu_app[1]) if call.get("ended") == "cancelled"]
+    assert cancelled and cancelled[-1]["yields"] < 50
+    seed = zclient.predict("a fox", "", 8, False, 1, 0.0, DEFAULT, 128, 128, False, api_name="/generate")[0]
+    assert seed == 8  # the worker was stopped and serves the next visitor
+
+
+def test_a_call_over_the_quota_left_is_refused_and_the_server_keeps_serving(tmp_path):
+    quota = 5.3  # one call asks for the 5 s floor: it runs, and once 0.3 s were held the next one is refused
+    process, url, log = start_app(tmp_path, quota_s=quota)
+    try:
+        client = Client(url, verbose=False)
+        refused, served = None, 0
+        for attempt in range(20):
+            try:
+                client.predict("a fox", "", attempt, False, 4, 0.0, DEFAULT, SIDE, SIDE, False, api_name="/generate")
+                served += 1
+            except AppError as err:
+                refused = str(err)
+                break
+        assert served >= 1 and refused is not None and "reached its GPU limit" in refused
+        entries = calls(log)
+        held = sum(entry["held_s"] for entry in entries if "held_s" in entry)
+        assert entries[-1]["event"] == "refused" and entries[-1]["requested_s"] > quota - held
+        assert requests.get(url + "config", timeout=5).ok
+    finally:
+        stop_app(process)

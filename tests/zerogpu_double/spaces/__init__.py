@@ -1,0 +1,211 @@
+"""A CPU test double of Hugging Face's `spaces` package in ZeroGPU mode (SPACES_ZERO_GPU=true).
+
+Put this folder first on PYTHONPATH and `import spaces` gets this module. It reproduces the execution model of
+`spaces` 0.51.3 (read from spaces/config.py, spaces/zero/decorator.py, wrappers.py and client.py), which on a CPU
+cannot run for real (it needs CUDA):
+- `spaces.GPU` returns the function unchanged unless SPACES_ZERO_GPU=true.
+- Each call states its `duration` (an int, or a callable given the call's own arguments); a duration over the
+  quota left is refused before anything runs, with ZeroGPU's message ("Space app has reached its GPU limit").
+- The function runs in a forked worker process, reused for the next call while it is alive. Its arguments, every
+  yielded value and its result are pickled across (multiprocessing queues), in a thread of the worker.
+- A gr.Error raised in the worker reaches the visitor intact; any other exception becomes
+  gr.Error(<exception class name>, title="ZeroGPU worker error"); a dead worker gives "GPU task aborted".
+- Cancel: when the visitor's generator is closed, the parent sets a stop event; the worker closes the task's
+  generator only after its next yield.
+- Importing it after torch, diffusers or transformers fails, as ZeroGPU's start-up does once CUDA was touched.
+It also writes one JSON line per call (requested and held seconds, yields, how it ended) to ZEROGPU_DOUBLE_LOG, in
+the format of scripts/zerogpu/device_api.py's log ("released" and "refused" events),
+and charges the seconds really held against ZEROGPU_DOUBLE_QUOTA_S (no quota when unset).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import sys
+import threading
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any
+
+ZERO_GPU = os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true")
+TOUCHES_CUDA = ("torch", "diffusers", "transformers")
+
+if ZERO_GPU and (early := [name for name in TOUCHES_CUDA if name in sys.modules]):
+    raise RuntimeError(f"CUDA has been initialized before importing the spaces package ({', '.join(early)} "
+                       "imported first)")
+
+_fork = multiprocessing.get_context("fork")
+_forked = False  # True inside a worker: a decorated function called there runs directly
+_quota_lock = threading.Lock()
+_quota_used_s = 0.0
+
+
+@dataclass
+class _Ok:
+    value: Any
+
+
+@dataclass
+class _Failed:
+    error_cls: str
+    traceback: str
+    gradio_error: Exception | None
+
+
+class _End:
+    pass
+
+
+def GPU(task=None, *, duration=None, size=None, **kwargs):  # noqa: N802  (the real name)
+    if not callable(task):
+        return lambda fn: _decorate(fn, duration)
+    return _decorate(task, duration)
+
+
+def _decorate(task, duration):
+    if not ZERO_GPU:
+        return task
+    worker: list[_Worker] = []  # at most one warm worker, reused while it is alive
+
+    @wraps(task)
+    def gradio_handler(*args, **kwargs):
+        if _forked:
+            yield from task(*args, **kwargs)
+            return
+        requested = duration(*args, **kwargs) if callable(duration) else (duration or 60)
+        _check_quota(requested)
+        current = worker.pop() if worker and worker[0].process.is_alive() else _Worker(task)
+        current.stop.clear()
+        current.args.put((args, kwargs))  # pickled here: an unpicklable argument fails the call
+        started, yields, ended = time.monotonic(), 0, "error"
+        try:
+            while True:
+                result = current.results.get()
+                if result is None:
+                    raise _gr().Error("GPU task aborted", title="ZeroGPU worker error")
+                if isinstance(result, _Failed):
+                    print(result.traceback, file=sys.stderr)
+                    if result.gradio_error is not None:
+                        raise result.gradio_error
+                    raise _gr().Error(result.error_cls, title="ZeroGPU worker error")
+                if isinstance(result, _End):
+                    ended = "cancelled" if current.stop.is_set() else "done"
+                    worker.append(current)
+                    return
+                yields += 1
+                try:
+                    yield result.value
+                except GeneratorExit:
+                    # As spaces does: stop the worker, then wait (in the thread closing this generator) until it has
+                    # yielded once more and ended; only then is the GPU released and the worker reused.
+                    current.stop.set()
+                    ended = "cancelled"
+                    if _drain(current.results):
+                        worker.append(current)
+                    raise
+        finally:
+            held = time.monotonic() - started
+            _charge(held)
+            _log({"event": "released", "function": task.__name__, "args": _describe(args), "requested_s": requested,
+                  "held_s": round(held, 3), "yields": yields, "ended": ended})
+
+    return gradio_handler
+
+
+def _drain(results) -> bool:
+    """Read a cancelled call's results up to its end; False if the worker died or failed."""
+    while True:
+        result = results.get()
+        if result is None or isinstance(result, _Failed):
+            return False
+        if isinstance(result, _End):
+            return True
+
+
+class _Worker:
+    def __init__(self, task):
+        self.args, self.results = _fork.SimpleQueue(), _fork.SimpleQueue()
+        self.stop = _fork.Event()
+        self.process = _fork.Process(target=_worker_loop, args=(task, self.args, self.results, self.stop),
+                                     daemon=True)
+        self.process.start()
+        threading.Thread(target=self._report_death, daemon=True).start()
+
+    def _report_death(self):
+        self.process.join()
+        self.results.put(None)
+
+
+def _worker_loop(task, args_queue, results, stop):
+    global _forked
+    _forked = True
+    while True:
+        args, kwargs = args_queue.get()
+
+        def iterate(args=args, kwargs=kwargs):
+            generator = task(*args, **kwargs)
+            while True:
+                try:
+                    value = next(generator)
+                except StopIteration:
+                    break
+                except Exception as err:  # noqa: BLE001  (crosses as ZeroGPU does)
+                    results.put(_failure(err))
+                    break
+                if stop.is_set():  # Cancel is seen only after the task's next yield
+                    generator.close()
+                    break
+                try:
+                    results.put(_Ok(value))  # pickled here
+                except Exception as err:  # noqa: BLE001
+                    results.put(_failure(err))
+                    break
+
+        with ThreadPoolExecutor() as executor:
+            executor.submit(iterate)
+        results.put(_End())
+
+
+def _failure(err: Exception) -> _Failed:
+    gradio_error = err if isinstance(err, _gr().Error) else None
+    text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+    return _Failed(type(err).__name__, text, gradio_error)
+
+
+def _check_quota(requested: float) -> None:
+    quota = os.environ.get("ZEROGPU_DOUBLE_QUOTA_S")
+    if quota is None:
+        return
+    with _quota_lock:
+        left = float(quota) - _quota_used_s
+    if requested > left:
+        _log({"event": "refused", "requested_s": requested, "left_s": round(left, 3)})
+        raise _gr().Error("Space app has reached its GPU limit. Try again later.", title="ZeroGPU quota exceeded")
+
+
+def _charge(held_s: float) -> None:
+    global _quota_used_s
+    with _quota_lock:
+        _quota_used_s += held_s
+
+
+def _log(entry: dict) -> None:
+    path = os.environ.get("ZEROGPU_DOUBLE_LOG")
+    if path:
+        with open(path, "a") as log:
+            log.write(json.dumps(entry) + "\n")
+
+
+def _describe(args: tuple) -> list:
+    return [arg if isinstance(arg, str | int | float | bool) else type(arg).__name__ for arg in args]
+
+
+def _gr():
+    import gradio
+
+    return gradio
