@@ -114,3 +114,48 @@ def test_a_single_file_ldm_checkpoint_loads_offline_with_the_same_weights(saved_
         for param in module.parameters():
             param.data = param.data.clone()
     assert torch.equal(tasks.generate(loaded, params, settings).latents, expected)
+
+
+@pytest.fixture(scope="module")
+def pipeline_with_fp16_files(tmp_path_factory, saved_pipeline):
+    """The saved folder plus `fp16` weight files for the UNet and text encoder, made different from the full
+    files (halved weights), so a test can tell which files were read."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("tiny-sd-fp16") / "model"
+    shutil.copytree(saved_pipeline, folder)
+    pipe = StableDiffusionPipeline.from_pretrained(folder, safety_checker=None, requires_safety_checker=False)
+    for component in (pipe.unet, pipe.text_encoder):
+        with torch.no_grad():
+            for parameter in component.parameters():
+                parameter.mul_(0.5)
+        component.to(torch.float16).save_pretrained(folder / ("unet" if component is pipe.unet else "text_encoder"),
+                                                    variant="fp16", safe_serialization=True)
+    return folder
+
+
+def test_half_precision_loads_the_fp16_files_and_the_vae_from_the_full_ones(pipeline_with_fp16_files, models):
+    assert (pipeline_with_fp16_files / "unet" / "diffusion_pytorch_model.fp16.safetensors").exists()
+    loaded = load_models(Settings(model=str(pipeline_with_fp16_files), fast_decoder="none", offline=True,
+                                  dtype="bfloat16", vae_dtype="float32"))
+    unet_weight = next(loaded.unet.parameters())
+    full_weight = next(models.unet.parameters())
+    assert unet_weight.dtype == torch.bfloat16
+    assert torch.equal(unet_weight, (full_weight * 0.5).half().bfloat16())  # the halved fp16 file was read
+    text_weight = next(loaded.text_encoder.parameters())
+    assert torch.equal(text_weight, (next(models.text_encoder.parameters()) * 0.5).half().bfloat16())
+    assert loaded.vae.dtype == torch.float32
+    assert torch.equal(next(loaded.vae.parameters()), next(models.vae.parameters()))  # full files, not rounded
+
+
+def test_without_fp16_files_half_precision_loads_the_full_files(saved_pipeline, models, caplog):
+    with caplog.at_level(logging.INFO):
+        loaded = load_models(Settings(model=str(saved_pipeline), fast_decoder="none", offline=True, dtype="bfloat16"))
+    assert torch.equal(next(loaded.unet.parameters()), next(models.unet.parameters()).bfloat16())
+    assert "has no fp16 weights" in caplog.text
+
+
+def test_float32_never_reads_the_fp16_files(pipeline_with_fp16_files, models):
+    loaded = load_models(Settings(model=str(pipeline_with_fp16_files), fast_decoder="none", offline=True,
+                                  dtype="float32"))
+    assert torch.equal(next(loaded.unet.parameters()), next(models.unet.parameters()))

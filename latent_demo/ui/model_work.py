@@ -64,7 +64,6 @@ class ModelRunner:
         self._jobs: dict[str, tuple[Job, Estimate]] = {}
         decorator = zerogpu_decorator()
         self._call = decorator(self._run_job, duration=self.gpu_seconds) if decorator else self._run_job
-        self.on_zerogpu = decorator is not None and self._call is not self._run_job
 
     @property
     def previews_need_models(self) -> bool:
@@ -83,11 +82,12 @@ class ModelRunner:
         yield from self._call(name, *args)
 
     def run(self, name: str, *args) -> Any:
-        """A job without steps to show (Encode, the noise explorer): its result."""
-        for kind, value in self.stream(name, *args):
-            if kind == "done":
-                return value
-        raise RuntimeError(f"job {name} ended without a result")
+        """A job without steps to show (Encode, the noise explorer): its result. The stream is read to its end, so
+        a ZeroGPU call ends as finished, not as closed early (which `spaces` treats as a Cancel)."""
+        results = [value for kind, value in self.stream(name, *args) if kind == "done"]
+        if not results:
+            raise RuntimeError(f"job {name} ended without a result")
+        return results[0]
 
     def _run_job(self, name: str, *args) -> Iterator[tuple[str, Any]]:
         """Runs where the GPU is (this process, or a ZeroGPU worker): only CPU values leave it."""
