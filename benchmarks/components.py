@@ -5,6 +5,8 @@ Nothing is downloaded: each model is built from its config with a fixed seed. --
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from diffusers import AutoencoderKL, AutoencoderTiny, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
@@ -62,7 +64,7 @@ def build(preset: str, dtype: torch.dtype, fast_decoder: bool = True, seed: int 
     models = assemble_models(parts, scheduler, device, dtype, dtype, source=f"{preset} (random weights)",
                              defaults=defaults)
     if fast_decoder and preset != "tiny":
-        models.fast_decoder = ready(AutoencoderTiny(), torch.device("cpu"), dtype)
+        models = dataclasses.replace(models, fast_decoder=ready(AutoencoderTiny(), torch.device("cpu"), dtype))
     return models
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,9 +40,9 @@ OFFLINE_PRESET = "offline"
 GENERIC_DEFAULTS = (25, 7.5)  # steps and guidance for a model we know nothing about
 
 
-@dataclass
+@dataclass(frozen=True)
 class Models:
-    """Everything the tasks read. Shared by all requests and never modified after loading."""
+    """Everything the tasks read. Shared by all requests; frozen (changes while loading make new copies)."""
 
     vae: AutoencoderKL
     unet: UNet2DConditionModel
@@ -146,12 +147,12 @@ def load_models(settings: Settings) -> Models:
             reason = f"the default model {PRESETS[preset].source} could not be loaded from {where}"
             log.warning("OFFLINE MODEL IN USE: %s (%s). Pictures will be noise-like.", reason, _first_line(err))
             models = load_offline_models(device, dtype, vae_dtype)
-            models.fallback_reason = reason
+            models = dataclasses.replace(models, fallback_reason=reason)
     else:
         models = _load_source(settings.model, settings, device, dtype, vae_dtype)
     if settings.safety_checker:
         try:
-            models.safety_filter = load_safety_filter(settings.offline, device)
+            models = dataclasses.replace(models, safety_filter=load_safety_filter(settings.offline, device))
         except OSError as err:
             raise ModelLoadError(f"the safety checker {SAFETY_CHECKER_REPO} was asked for but could not be loaded "
                                  f"({_first_line(err)})") from err
@@ -190,8 +191,7 @@ def _load_source(name: str, settings: Settings, device, dtype, vae_dtype) -> Mod
     fast_decoder = _load_fast_decoder(settings, vae_dtype, device)
     models = assemble_models(parts, parts["scheduler_config"], device, dtype, vae_dtype, source=source,
                              defaults=defaults)
-    models.fast_decoder = fast_decoder
-    return models
+    return dataclasses.replace(models, fast_decoder=fast_decoder)
 
 
 HALF_PRECISION = (torch.float16, torch.bfloat16)

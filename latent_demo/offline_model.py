@@ -20,6 +20,8 @@ SD_SCHEDULER_CONFIG = {
     "beta_schedule": "scaled_linear",
     "prediction_type": "epsilon",
     "timestep_spacing": "trailing",
+    "clip_sample": False,  # as in the trained models' configs (DDIM would otherwise clip x̂₀ to [-1, 1])
+    "set_alpha_to_one": False,
     "steps_offset": 1,
 }
 TEXT_WIDTH = 32  # hidden size of the tiny text encoder = cross-attention width of the tiny UNet

@@ -74,7 +74,8 @@ class _Run:
         finally:
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
 
-    def denoise(self, latents, timesteps, callback: StepCallback | None, inpaint=None) -> torch.Tensor:
+    def loop(self, latents, timesteps, callback: StepCallback | None, inpaint=None) -> torch.Tensor:
+        """The one denoising loop with this request's scheduler and generator, recording the trajectory."""
         def record(i, t, step_latents):
             self.trajectory.append(step_latents.detach().float().cpu())
             if callback is not None:
@@ -135,7 +136,7 @@ def generate(models: Models, params: GenerateParams, settings: Settings, callbac
         noise = _checked_noise(initial_noise, shape, models)
     latents = noise * run.scheduler.init_noise_sigma
     # 4. Denoising loop
-    latents = run.denoise(latents, timesteps, callback)
+    latents = run.loop(latents, timesteps, callback)
     # 5. Decode
     return run.result(run.decode(latents), latents, noise, timesteps)
 
@@ -166,7 +167,7 @@ def img2img(models: Models, params: Img2ImgParams, settings: Settings, image: Im
         noise = draw_noise(tuple(image_latents.shape), run.generator, models.device, models.dtype)
         start = run.scheduler.add_noise(image_latents, noise, timesteps[:1])
     # 5. Denoising loop from the start step, then decode
-    final = run.denoise(start, timesteps, callback)
+    final = run.loop(start, timesteps, callback)
     return run.result(run.decode(final), final, start, timesteps, start_step=first_step,
                       image_latents=image_latents.float().cpu())
 
@@ -205,7 +206,7 @@ def inpaint(models: Models, params: InpaintParams, settings: Settings, image: Im
     conditioning = InpaintConditioning(latent_mask, masked_image_latents=masked_image_latents) if nine_channels \
         else InpaintConditioning(latent_mask, image_latents=image_latents, noise=noise)
     # 5. Denoising loop, decode, and paste the original back outside the mask
-    final = run.denoise(start, timesteps, callback, inpaint=conditioning)
+    final = run.loop(start, timesteps, callback, inpaint=conditioning)
     generated = run.decode(final)
     image_out = paste_outside_mask(prepared, generated, feather(pixel_mask, params.feather_radius))
     return run.result(image_out, final, start, timesteps, start_step=first_step,

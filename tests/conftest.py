@@ -1,10 +1,19 @@
 """Shared fixtures: tiny models built from configs (nothing is downloaded), test images, settings."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before huggingface_hub is imported: no test may touch the network
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+# A Hub cache of the suite's own, empty: no test may pass or fail because of what this machine has cached.
+_HF_HOME = tempfile.mkdtemp(prefix="latent-demo-hf-home-")
+os.environ["HF_HOME"] = _HF_HOME
+os.environ["HF_HUB_CACHE"] = os.path.join(_HF_HOME, "hub")
+atexit.register(shutil.rmtree, _HF_HOME, ignore_errors=True)
 
+import contextlib  # noqa: E402
 import dataclasses  # noqa: E402
 import struct  # noqa: E402
 import zlib  # noqa: E402
@@ -87,15 +96,24 @@ def app_settings() -> Settings:
     return Settings(**APP_SETTINGS, port=free_port())
 
 
-@pytest.fixture(scope="session")
-def app_url(models, app_settings):
-    """The real app (offline model) launched in-process on a free loopback port; closed after the session."""
+@contextlib.contextmanager
+def launched(models, settings: Settings):
+    """The real app launched in-process on the settings' loopback port, closed afterwards; yields its URL."""
     from latent_demo.ui.app import build_app, launch_options
 
-    demo = build_app(models, app_settings)
-    demo.launch(prevent_thread_lock=True, quiet=True, **launch_options(app_settings))
-    yield f"http://127.0.0.1:{app_settings.port}/"
-    demo.close()
+    demo = build_app(models, settings)
+    demo.launch(prevent_thread_lock=True, quiet=True, **launch_options(settings))
+    try:
+        yield f"http://127.0.0.1:{settings.port}/"
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="session")
+def app_url(models, app_settings):
+    """The real app (offline model, float32) launched on a free loopback port; closed after the session."""
+    with launched(models, app_settings) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -164,13 +182,8 @@ def configured_models(configuration):
 @pytest.fixture(scope="session")
 def configured_app_url(configured_models):
     """The app launched on one configuration of the matrix (each is launched once, and closed after its tests)."""
-    from latent_demo.ui.app import build_app, launch_options
-
-    settings = Settings(**MATRIX_APP_SETTINGS, port=free_port())
-    demo = build_app(configured_models, settings)
-    demo.launch(prevent_thread_lock=True, quiet=True, **launch_options(settings))
-    yield f"http://127.0.0.1:{settings.port}/"
-    demo.close()
+    with launched(configured_models, Settings(**MATRIX_APP_SETTINGS, port=free_port())) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -14,41 +14,54 @@ from latent_demo.ui.streaming import stream_task
 DEFAULT = "model default"
 
 
-def slow_task(steps_run: list, seconds_per_step: float):
+def gated_task(steps_run: list, gate: threading.Semaphore):
+    """A task that runs one step each time the test releases the gate: the test, not the clock, sets the pace."""
     def task(callback):
         for i in range(1000):
-            time.sleep(seconds_per_step)
+            gate.acquire()
             steps_run.append(i)
             callback(i, i, torch.zeros(1))
         return "finished"
     return task
 
 
+def close_in_a_thread(stream) -> threading.Event:
+    closed = threading.Event()
+    threading.Thread(target=lambda: (stream.close(), closed.set()), daemon=True).start()
+    return closed
+
+
 def test_closing_the_stream_returns_at_once_and_the_loop_stops_at_its_next_step():
-    slots, steps_run = threading.BoundedSemaphore(1), []
-    stream = stream_task(slow_task(steps_run, 0.2), slots)
-    assert next(stream)[0] == "step" and next(stream)[0] == "step"
-    started = time.perf_counter()
-    stream.close()  # what Gradio does, on its event loop, when the visitor presses Cancel
-    assert time.perf_counter() - started < 0.05  # never blocks the server while the step finishes
-    waited = time.perf_counter()
-    assert slots.acquire(timeout=5)  # the worker gives the models back once its current step ends...
-    assert 0.0 < time.perf_counter() - waited <= 0.3
+    slots, steps_run, gate = threading.BoundedSemaphore(1), [], threading.Semaphore(0)
+    stream = stream_task(gated_task(steps_run, gate), slots)
+    for _ in range(2):
+        gate.release()
+        assert next(stream)[0] == "step"
+    # Gradio closes the stream on its event loop when the visitor presses Cancel: it must return while the task is
+    # still inside its step (the gate is shut, so the step cannot end before the test opens it).
+    assert close_in_a_thread(stream).wait(10)
+    assert not slots.acquire(blocking=False)  # the worker still holds the models, mid-step
+    gate.release()  # the step in flight ends...
+    assert slots.acquire(timeout=10)  # ...then the worker gives the models back
     slots.release()
-    stopped_at = len(steps_run)
-    time.sleep(0.5)
-    assert len(steps_run) == stopped_at <= 4  # ...and never runs another step
+    gate.release()  # were the loop still running, it would take another step now
+    assert steps_run == [0, 1, 2]
 
 
 def test_the_next_job_waits_for_the_models_in_its_own_thread():
     slots, first_steps, second_steps = threading.BoundedSemaphore(1), [], []
-    first = stream_task(slow_task(first_steps, 0.2), slots)
+    first_gate, second_gate = threading.Semaphore(0), threading.Semaphore(0)
+    first = stream_task(gated_task(first_steps, first_gate), slots)
+    first_gate.release()
     next(first)
-    second = stream_task(slow_task(second_steps, 0.01), slots)
-    first.close()
-    assert next(second)[0] == "step"  # runs once the cancelled job's step is over
-    assert len(first_steps) <= 3
-    second.close()
+    second = stream_task(gated_task(second_steps, second_gate), slots)
+    assert close_in_a_thread(first).wait(10)
+    second_gate.release()
+    first_gate.release()  # the cancelled job's step in flight ends; then the second job gets the models
+    assert next(second)[0] == "step"
+    assert first_steps == [0, 1] and second_steps == [0]
+    assert close_in_a_thread(second).wait(10)
+    second_gate.release()
 
 
 def test_errors_in_the_task_reach_the_consumer():

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 import torch
+from conftest import DEFAULT_DTYPE, NATIVE_BF16
 from diffusers import StableDiffusionPipeline
 from ldm_checkpoint import save_as_ldm_checkpoint
 
@@ -67,8 +68,12 @@ def test_missing_fast_decoder_is_logged_not_fatal(saved_pipeline, caplog):
 
 def test_dtype_choice_keeps_the_vae_in_float32_with_float16():
     assert choose_dtypes(torch.device("cuda"), "auto") == (torch.float16, torch.float32)
-    cpu_auto = torch.bfloat16 if cpu_has_fast_bfloat16() else torch.float32  # these Xeons: AVX512-BF16
-    assert choose_dtypes(torch.device("cpu"), "auto") == (cpu_auto, cpu_auto)
+    # expected from the kernel's CPU flags (conftest), not from the function under test
+    assert choose_dtypes(torch.device("cpu"), "auto") == (DEFAULT_DTYPE, DEFAULT_DTYPE)
+    assert cpu_has_fast_bfloat16() == NATIVE_BF16
+    assert choose_dtypes(torch.device("cpu"), "bfloat16", "float32") == (torch.bfloat16, torch.float32)
+    with pytest.raises(ModelLoadError, match="float16 VAE is not supported on the CPU"):
+        choose_dtypes(torch.device("cpu"), "bfloat16", "float16")
     assert choose_dtypes(torch.device("cpu"), "float32") == (torch.float32, torch.float32)
     assert choose_dtypes(torch.device("cpu"), "bfloat16") == (torch.bfloat16, torch.bfloat16)
     with pytest.raises(ModelLoadError, match="float16 is not supported on the CPU"):

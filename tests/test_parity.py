@@ -2,21 +2,46 @@
 
 import dataclasses
 
+import diffusers
+import numpy as np
 import pytest
 import torch
-from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline, StableDiffusionPipeline
+from diffusers import (
+    DDIMScheduler,
+    DPMSolverMultistepScheduler,
+    EulerAncestralDiscreteScheduler,
+    EulerDiscreteScheduler,
+    StableDiffusionImg2ImgPipeline,
+    StableDiffusionInpaintPipeline,
+    StableDiffusionPipeline,
+    UniPCMultistepScheduler,
+)
 
 from latent_demo import tasks
 from latent_demo.params import GenerateParams, Img2ImgParams, InpaintParams
-from latent_demo.schedulers import make_scheduler
 
 SCHEDULERS = ["model default", "Euler a", "DPM++ 2M", "DDIM", "UniPC"]
 PROMPT, NEGATIVE, SEED = "a red fox in the snow", "blurry", 7
 
 
+# The reference's schedulers are built here from diffusers' own classes and the model's config, not by our
+# make_scheduler: a mistake there must show up as a difference.
+REFERENCE_SCHEDULERS = {"Euler a": EulerAncestralDiscreteScheduler, "DPM++ 2M": DPMSolverMultistepScheduler,
+                        "DDIM": DDIMScheduler, "UniPC": UniPCMultistepScheduler}
+
+
+def reference_scheduler(models, name: str):
+    config = models.scheduler_config
+    if name != "model default":
+        cls = REFERENCE_SCHEDULERS[name]
+    else:  # a saved model names its class; the offline model's config is built for EulerDiscreteScheduler
+        cls = getattr(diffusers, config["_class_name"]) if "_class_name" in config else EulerDiscreteScheduler
+    return cls.from_config(config)  # the pipeline applies its own fixes to outdated configs
+
+
 def pipeline(cls, models, scheduler):
     return cls(vae=models.vae, text_encoder=models.text_encoder, tokenizer=models.tokenizer, unet=models.unet,
-               scheduler=make_scheduler(models.scheduler_config, scheduler), safety_checker=None,
+               scheduler=reference_scheduler(models, scheduler), safety_checker=None,
                feature_extractor=None, requires_safety_checker=False)
 
 
@@ -41,6 +66,12 @@ def test_generate_matches_stable_diffusion_pipeline(models, settings, scheduler,
         PROMPT, negative_prompt=NEGATIVE, num_inference_steps=3, guidance_scale=guidance_scale, width=64, height=64,
         generator=generator(), output_type="latent").images
     assert_close(ours.latents, reference)
+    pixels = pipeline(StableDiffusionPipeline, models, scheduler)(
+        PROMPT, negative_prompt=NEGATIVE, num_inference_steps=3, guidance_scale=guidance_scale, width=64, height=64,
+        generator=generator(), output_type="np").images[0]
+    reference_image = (pixels * 255).round().astype(np.uint8)
+    # decoded pixels too: ours decodes in channels_last on a CPU (float rounding only)
+    assert np.abs(np.asarray(ours.image, int) - reference_image.astype(int)).max() <= 1
 
 
 @pytest.mark.parametrize("scheduler", SCHEDULERS)

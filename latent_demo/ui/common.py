@@ -141,6 +141,14 @@ def load_upload(path: str | None, settings: Settings, what: str = "an image") ->
     return open_image(Path(path), settings.max_image_pixels)
 
 
+CHANNEL_PICTURE_SIDE = 256  # px: latent channel pictures are enlarged to about this, one latent cell a square
+
+
+def channel_scale(latents: torch.Tensor) -> int:
+    """How much to enlarge a latent-grid picture so it shows at about CHANNEL_PICTURE_SIDE pixels."""
+    return max(1, CHANNEL_PICTURE_SIDE // latents.shape[-1])
+
+
 def upscale(image: Image.Image, factor: int) -> Image.Image:
     """Latent-grid pictures, enlarged with hard edges so each latent cell stays visible."""
     return image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)

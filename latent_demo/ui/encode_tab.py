@@ -11,7 +11,15 @@ from latent_demo.config import Settings
 from latent_demo.encoding import EncodeReport, encode_image
 from latent_demo.gpu_budget import fitted_size, vae_seconds
 from latent_demo.models import Models
-from latent_demo.ui.common import TabContext, bound, image_upload, load_upload, upscale, user_errors
+from latent_demo.ui.common import (
+    TabContext,
+    bound,
+    channel_scale,
+    image_upload,
+    load_upload,
+    upscale,
+    user_errors,
+)
 from latent_demo.ui.examples import example_images
 from latent_demo.ui.files import latents_file
 
@@ -51,7 +59,7 @@ def encode_seconds(settings: Settings, image: Image.Image, fast_decode: bool) ->
 @user_errors
 def encode(ctx: TabContext, image, fast_decode):
     report = ctx.runner.run("encode", load_upload(image, ctx.settings), bool(fast_decode))
-    scale = max(1, 256 // report.latents.shape[-1])
+    scale = channel_scale(report.latents)
     gallery = [(upscale(image, scale), f"channel {s.channel}: mean {s.mean:+.2f}, std {s.std:.2f}")
                for image, s in zip(report.channel_images, report.stats, strict=True)]
     source = "fast decoder" if fast_decode else "full VAE decoder"

@@ -14,6 +14,7 @@ from latent_demo.ui import controls
 from latent_demo.ui.common import (
     TabContext,
     bound,
+    channel_scale,
     format_timings,
     sampling_updates,
     step_status,
@@ -54,7 +55,8 @@ def run(ctx: TabContext, prompt, negative_prompt, seed, randomize, steps, guidan
                    step_status(update, total))
             continue
         result = update  # the pictures are made here, off the GPU's clock
-        noise = [upscale(image, 4) for image in latents_to_channel_images(result.start_latents)]
+        scale = channel_scale(result.start_latents)
+        noise = [upscale(image, scale) for image in latents_to_channel_images(result.start_latents)]
         frames = trajectory_pictures(ctx.models, result) + [result.image]
         captions = [f"step {i + 1}, t={t}" for i, t in enumerate(result.timesteps)] + ["decoded"]
         status = f"Seed **{result.seed}** · {format_timings(result.timings)}{controls.result_notes(result)}"

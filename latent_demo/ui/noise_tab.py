@@ -16,7 +16,15 @@ from latent_demo.latents import latents_to_channel_images, latents_to_pixels
 from latent_demo.models import Models
 from latent_demo.params import check_int
 from latent_demo.ui import controls
-from latent_demo.ui.common import TabContext, bound, image_upload, load_upload, upscale, user_errors
+from latent_demo.ui.common import (
+    TabContext,
+    bound,
+    channel_scale,
+    image_upload,
+    load_upload,
+    upscale,
+    user_errors,
+)
 from latent_demo.ui.examples import asset
 
 INTRO = """**Training teaches the UNet to undo this.** Pick a timestep: the image's latents are mixed with noise by
@@ -62,7 +70,7 @@ def explore(ctx: TabContext, image, timestep, seed, cache):
     cached = cache["latents"] if cache and cache.get("path") == image else None
     upload = None if cached is not None else load_upload(image, ctx.settings)
     latents, noised, decoded = ctx.runner.run("add_noise", upload, cached, timestep, seed)
-    scale = max(1, 256 // latents.shape[-1])
+    scale = channel_scale(latents)
     channels = [(upscale(picture, scale), f"x_t channel {c}")
                 for c, picture in enumerate(latents_to_channel_images(noised.latents))]
     decoder = "fast decoder" if models.fast_decoder is not None else "full VAE"
