@@ -71,7 +71,7 @@ def edit_rows(models, settings) -> list[str]:
         reference = pipeline(StableDiffusionImg2ImgPipeline, models, "model default")(
             PROMPT, image=image, negative_prompt=NEGATIVE, strength=0.5, num_inference_steps=4, guidance_scale=7.5,
             generator=generator(), output_type="latent").images
-    rows = [f"img2img (all float16 components): latents {max_difference(ours.latents, reference)}"]
+    rows = [f"img2img (every component {models.dtype}): latents {max_difference(ours.latents, reference)}"]
     ours = tasks.inpaint(models, InpaintParams(prompt=PROMPT, negative_prompt=NEGATIVE, seed=SEED,
                                                num_inference_steps=4, guidance_scale=7.5, strength=0.75),
                          settings, image, mask)
@@ -79,7 +79,7 @@ def edit_rows(models, settings) -> list[str]:
         reference = pipeline(StableDiffusionInpaintPipeline, models, "model default")(
             PROMPT, image=image, mask_image=mask, negative_prompt=NEGATIVE, strength=0.75, num_inference_steps=4,
             guidance_scale=7.5, generator=generator(), output_type="latent", height=SIZE, width=SIZE).images
-    rows.append(f"inpaint (all float16 components): latents {max_difference(ours.latents, reference)}")
+    rows.append(f"inpaint (every component {models.dtype}): latents {max_difference(ours.latents, reference)}")
     return rows
 
 
