@@ -78,15 +78,21 @@ class ModelRunner:
         return self._jobs[name][1](self.settings, *args)
 
     def stream(self, name: str, *args) -> Iterator[tuple[str, Any]]:
-        """("step", Step) per denoising step, ("frame", (i, result)) per finished frame, then ("done", result)."""
-        yield from self._call(name, *args)
+        """("step", Step) per denoising step, ("frame", (i, result)) per finished frame, then ("done", result).
+
+        The result is handed on only once the call has ended: the tab then makes its pictures and files while no
+        GPU is held for it."""
+        result = None
+        for kind, value in self._call(name, *args):
+            if kind == "done":
+                result = value
+            else:
+                yield kind, value
+        yield "done", result
 
     def run(self, name: str, *args) -> Any:
-        """A job without steps to show (Encode, the noise explorer): its result. The stream is read to its end, so
-        a ZeroGPU call ends as finished, not as closed early (which `spaces` treats as a Cancel)."""
+        """A job without steps to show (Encode, the noise explorer): its result."""
         results = [value for kind, value in self.stream(name, *args) if kind == "done"]
-        if not results:
-            raise RuntimeError(f"job {name} ended without a result")
         return results[0]
 
     def _run_job(self, name: str, *args) -> Iterator[tuple[str, Any]]:

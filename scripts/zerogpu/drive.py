@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -40,7 +41,11 @@ def timed_call(client: Client, log: Path, name: str, **kwargs) -> tuple[float, f
     wall = time.perf_counter() - started
     time.sleep(0.2)  # the release is logged just after the answer
     held = sum(event["held_s"] for event in released(log)[before:])
-    print(f"{name:<28} wall {wall:6.2f} s   GPU held {held:6.2f} s")
+    status = str(result[-1]) if isinstance(result, tuple | list) else ""
+    task = re.search(r"· total (\d+\.\d+) s", status)  # the task's own time, as the status line reports it
+    target = f"   task {float(task[1]):5.2f} s, held/(1.2·task+0.3) {held / (1.2 * float(task[1]) + 0.3):.2f}" \
+        if task else ""
+    print(f"{name:<28} wall {wall:6.2f} s   GPU held {held:6.2f} s{target}")
     return wall, held, result
 
 

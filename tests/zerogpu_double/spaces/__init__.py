@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import queue
 import sys
 import threading
 import time
@@ -82,49 +83,53 @@ def _decorate(task, duration):
         current = worker.pop() if worker and worker[0].process.is_alive() else _Worker(task)
         current.stop.clear()
         current.args.put((args, kwargs))  # pickled here: an unpicklable argument fails the call
-        started, yields, ended = time.monotonic(), 0, "error"
-        try:
-            while True:
-                result = current.results.get()
-                if result is None:
-                    raise _gr().Error("GPU task aborted", title="ZeroGPU worker error")
-                if isinstance(result, _Failed):
-                    print(result.traceback, file=sys.stderr)
-                    if result.gradio_error is not None:
-                        raise result.gradio_error
-                    raise _gr().Error(result.error_cls, title="ZeroGPU worker error")
-                if isinstance(result, _End):
-                    ended = "cancelled" if current.stop.is_set() else "done"
-                    worker.append(current)
-                    return
-                yields += 1
-                try:
-                    yield result.value
-                except GeneratorExit:
-                    # As spaces does: stop the worker, then wait (in the thread closing this generator) until it has
-                    # yielded once more and ended; only then is the GPU released and the worker reused.
-                    current.stop.set()
-                    ended = "cancelled"
-                    if _drain(current.results):
-                        worker.append(current)
-                    raise
-        finally:
-            held = time.monotonic() - started
-            _charge(held)
-            _log({"event": "released", "function": task.__name__, "args": _describe(args), "requested_s": requested,
-                  "held_s": round(held, 3), "yields": yields, "ended": ended})
+        arrived: queue.Queue = queue.Queue()
+        record = {"function": task.__name__, "args": _describe(args), "requested_s": requested}
+        reader = threading.Thread(target=_read_results, args=(current, worker, arrived, record), daemon=True)
+        reader.start()
+        while True:
+            result = arrived.get()
+            if result is None:
+                raise _gr().Error("GPU task aborted", title="ZeroGPU worker error")
+            if isinstance(result, _Failed):
+                print(result.traceback, file=sys.stderr)
+                if result.gradio_error is not None:
+                    raise result.gradio_error
+                raise _gr().Error(result.error_cls, title="ZeroGPU worker error")
+            if isinstance(result, _End):
+                return
+            try:
+                yield result.value
+            except GeneratorExit:
+                # As spaces does: stop the worker, then wait (in the thread closing this generator) for the reader,
+                # which ends once the worker has yielded once more and stopped.
+                current.stop.set()
+                reader.join()
+                raise
 
     return gradio_handler
 
 
-def _drain(results) -> bool:
-    """Read a cancelled call's results up to its end; False if the worker died or failed."""
+def _read_results(current, warm: list, arrived: queue.Queue, record: dict) -> None:
+    """spaces' fill_yield_queue: hands the worker's results on as they come and releases the GPU (charging the
+    seconds held) as soon as the worker ends, whether or not the visitor's side has read everything yet."""
+    started, yields = time.monotonic(), 0
     while True:
-        result = results.get()
-        if result is None or isinstance(result, _Failed):
-            return False
+        result = current.results.get()
+        if isinstance(result, _Ok):
+            yields += 1
+            arrived.put(result)
+            continue
+        held = time.monotonic() - started
+        _charge(held)
         if isinstance(result, _End):
-            return True
+            ended = "cancelled" if current.stop.is_set() else "done"
+            warm.append(current)  # reused by the next call
+        else:
+            ended = "error"
+        _log({"event": "released", **record, "held_s": round(held, 3), "yields": yields, "ended": ended})
+        arrived.put(result)
+        return
 
 
 class _Worker:
