@@ -13,7 +13,7 @@ import sys  # noqa: E402
 
 from latent_demo.config import Settings, build_arg_parser  # noqa: E402
 from latent_demo.models import ModelLoadError, load_models  # noqa: E402
-from latent_demo.ui.app import build_app, launch_options  # noqa: E402
+from latent_demo.ui.app import build_app, launch  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
         logging.getLogger("latent_demo").error("%s", err)
         sys.exit(1)
     demo = build_app(models, settings)
-    demo.launch(**launch_options(settings))
+    launch(demo, settings)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ def open_image(source: ImageSource, max_pixels: int) -> Image.Image:
     except UnidentifiedImageError:
         raise ValueError("the file is not an image this app can read (PNG, JPEG, WEBP, GIF, BMP, TIFF)") from None
     except (OSError, SyntaxError, EOFError) as err:
+        if isinstance(err, OSError) and err.errno is not None:
+            raise  # the file system (disk, permissions), not the file's contents: the server's problem
         raise ValueError(f"the image file is damaged or truncated ({err})") from None
     return to_rgb(image)
 

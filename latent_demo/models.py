@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,15 +140,7 @@ def load_models(settings: Settings) -> Models:
     device = choose_device(settings.device)
     dtype, vae_dtype = choose_dtypes(device, settings.dtype, settings.vae_dtype)
     if settings.model is None:
-        preset = default_preset(device)
-        try:
-            models = _load_source(preset, settings, device, dtype, vae_dtype)
-        except (OSError, ModelLoadError) as err:
-            where = "the local cache (offline mode)" if settings.offline else "the local cache or the Hub"
-            reason = f"the default model {PRESETS[preset].source} could not be loaded from {where}"
-            log.warning("OFFLINE MODEL IN USE: %s (%s). Pictures will be noise-like.", reason, _first_line(err))
-            models = load_offline_models(device, dtype, vae_dtype)
-            models = dataclasses.replace(models, fallback_reason=reason)
+        models = _load_default(default_preset(device), settings, device, dtype, vae_dtype)
     else:
         models = _load_source(settings.model, settings, device, dtype, vae_dtype)
     if settings.safety_checker:
@@ -159,6 +152,29 @@ def load_models(settings: Settings) -> Models:
     log.info("loaded %s on %s (%s, VAE %s); inpainting by %s", models.source, device, dtype, vae_dtype,
              models.inpaint_method)
     return models
+
+
+HUB_RETRY_WAITS_S = (5, 15)  # a Hub hiccup at start-up must not leave a Space on the untrained model until restart
+
+
+def _load_default(preset: str, settings: Settings, device, dtype, vae_dtype) -> Models:
+    """The default preset, tried again after a pause when the Hub may be at fault; else the offline model, said
+    loudly (a warning when offline was asked for, an error otherwise: then something is wrong)."""
+    waits = () if settings.offline else HUB_RETRY_WAITS_S
+    for attempt in range(len(waits) + 1):
+        try:
+            return _load_source(preset, settings, device, dtype, vae_dtype)
+        except (OSError, ModelLoadError) as err:
+            failure = err
+            if attempt < len(waits):
+                log.warning("loading %s failed (%s); trying again in %d s", PRESETS[preset].source,
+                            _first_line(err), waits[attempt])
+                time.sleep(waits[attempt])
+    where = "the local cache (offline mode)" if settings.offline else "the local cache or the Hub"
+    reason = f"the default model {PRESETS[preset].source} could not be loaded from {where}"
+    log.log(logging.WARNING if settings.offline else logging.ERROR,
+            "OFFLINE MODEL IN USE: %s (%s). Pictures will be noise-like.", reason, _first_line(failure))
+    return dataclasses.replace(load_offline_models(device, dtype, vae_dtype), fallback_reason=reason)
 
 
 def load_offline_models(device: torch.device, dtype: torch.dtype, vae_dtype: torch.dtype) -> Models:

@@ -99,10 +99,10 @@ def app_settings() -> Settings:
 @contextlib.contextmanager
 def launched(models, settings: Settings):
     """The real app launched in-process on the settings' loopback port, closed afterwards; yields its URL."""
-    from latent_demo.ui.app import build_app, launch_options
+    from latent_demo.ui.app import build_app, launch
 
     demo = build_app(models, settings)
-    demo.launch(prevent_thread_lock=True, quiet=True, **launch_options(settings))
+    launch(demo, settings, prevent_thread_lock=True, quiet=True)
     try:
         yield f"http://127.0.0.1:{settings.port}/"
     finally:

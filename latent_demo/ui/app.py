@@ -5,23 +5,21 @@ from __future__ import annotations
 import logging
 
 import gradio as gr
-from PIL import Image
 
 from latent_demo.config import Settings
 from latent_demo.models import Models
 from latent_demo.ui import (
     encode_tab,
     generate_tab,
-    gradio_fixes,
+    gradio_compat,
     img2img_tab,
     inpaint_tab,
     no_url_fetch,
     noise_tab,
     seed_walk_tab,
 )
-from latent_demo.ui.common import TabContext, readable_value_errors
+from latent_demo.ui.common import TabContext
 from latent_demo.ui.examples import ASSETS
-from latent_demo.ui.files import start_cache_cleanup
 from latent_demo.ui.model_work import ModelRunner
 
 log = logging.getLogger(__name__)
@@ -47,8 +45,6 @@ def offline_banner(models: Models) -> str:
 
 def build_app(models: Models, settings: Settings) -> gr.Blocks:
     """Build the UI around already-loaded models; nothing is loaded or launched here."""
-    gradio_fixes.install()
-    no_url_fetch.install()
     if settings.preview == "fast" and models.fast_decoder is None:
         log.warning("--preview fast asked for, but no fast decoder is loaded: previews use the linear approximation")
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
@@ -71,12 +67,14 @@ def build_app(models: Models, settings: Settings) -> gr.Blocks:
             with gr.Tab("6 · Seed walk", id="seed-walk"):
                 seed_walk_tab.build(ctx)
         _wire_sends(encode, img2img, inpaint, encoded, tabs)
-    for block in demo.blocks.values():
-        if isinstance(block, gr.Number | gr.Slider | gr.Checkbox | gr.Textbox | gr.Dropdown | gr.Radio):
-            readable_value_errors(block)
     demo.queue(max_size=settings.queue_max_size, default_concurrency_limit=settings.concurrency_limit)
-    start_cache_cleanup(demo, settings.cache_max_age_s)  # instead of delete_cache=...: see its docstring
     return demo
+
+
+def launch(demo: gr.Blocks, settings: Settings, **extra) -> None:
+    """Check and install the Gradio patches (gradio_compat), then serve: the only way the app is started."""
+    gradio_compat.apply(demo, settings)
+    demo.launch(**launch_options(settings), **extra)
 
 
 def _wire_sends(encode, img2img, inpaint, encoded: gr.State, tabs: gr.Tabs) -> None:
@@ -98,8 +96,6 @@ def _wire_sends(encode, img2img, inpaint, encoded: gr.State, tabs: gr.Tabs) -> N
 
 def launch_options(settings: Settings) -> dict:
     """Everything launch() needs: server limits, the allowed paths, theme and CSS (Gradio 6 takes them here)."""
-    # PIL refuses images over twice this: Gradio's own decoding (the inpainting editor) then refuses what we do.
-    Image.MAX_IMAGE_PIXELS = settings.max_image_pixels // 2
     return {
         "server_name": settings.host,
         "server_port": settings.port,

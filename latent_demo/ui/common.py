@@ -47,49 +47,10 @@ class TabContext:
         return shown.load_input_event.then(fn, inputs, outputs, **self.model_job(api_visibility="private"))
 
 
-UNREADABLE = "the file is not an image this app can read (PNG, JPEG, WEBP, GIF, BMP, TIFF)"
-
-
-def readable_upload_errors(component: gr.Image | gr.ImageEditor, max_pixels: int) -> gr.Image | gr.ImageEditor:
-    """Gradio opens uploads before our handler; an unreadable file would give a generic error. Say what it is.
-
-    (Wrapping the instance, not subclassing: Gradio writes a .pyi file next to any component subclass.)
-    """
-    preprocess = component.preprocess
-
-    def checked(payload):
-        try:
-            return preprocess(payload)
-        except Image.DecompressionBombError:
-            raise gr.Error(f"the image is too large: the limit is {max_pixels:,} pixels") from None
-        except (OSError, ValueError, SyntaxError):
-            raise gr.Error(UNREADABLE) from None
-
-    component.preprocess = checked
-    return component
-
-
-def readable_value_errors(component: gr.components.Component) -> None:
-    """A missing or malformed value (None, NaN in a whole-number field) gets a readable gr.Error from Gradio's own
-    preprocessing, which would otherwise fail with a generic error."""
-    preprocess = component.preprocess
-
-    def checked(payload):
-        try:
-            return preprocess(payload)
-        except gr.Error:
-            raise
-        except (TypeError, ValueError, OverflowError):
-            raise gr.Error(f"“{component.label}”: {str(payload)[:40]!r} is not a valid value") from None
-
-    component.preprocess = checked
-
-
 def image_upload(settings: Settings, **kwargs) -> gr.Image:
     """An image input handed to the handler as the uploaded file itself (image_mode=None: Gradio neither decodes
     nor converts it), so our own checks open it: pixel limit before decoding, alpha over white, 16-bit scaled."""
-    image = gr.Image(type="filepath", image_mode=None, sources=["upload", "clipboard"], **kwargs)
-    return readable_upload_errors(image, settings.max_image_pixels)
+    return gr.Image(type="filepath", image_mode=None, sources=["upload", "clipboard"], **kwargs)
 
 
 def user_errors(fn: Callable) -> Callable:

@@ -9,7 +9,7 @@ import gradio as gr
 
 from latent_demo.config import Settings
 from latent_demo.models import Models
-from latent_demo.params import MAX_GUIDANCE, MAX_SEED, check_int
+from latent_demo.params import MAX_GUIDANCE, MAX_SEED, SamplingParams, check_int
 from latent_demo.schedulers import MODEL_DEFAULT, SCHEDULER_NAMES
 from latent_demo.tasks import TaskResult
 
@@ -31,6 +31,14 @@ def pick_seed(seed: float | None, randomize: bool) -> int:
     if seed is None:
         raise ValueError("please enter a seed (a whole number), or tick 'random seed'")
     return check_int("seed", seed, 0, MAX_SEED)
+
+
+def sampling_params(cls: type[SamplingParams], prompt, negative_prompt, seed, randomize, steps, guidance, scheduler,
+                    fast_decode=False, **extra) -> SamplingParams:
+    """The sampling widgets' values -> a task's parameters (diffusers' names). No prompt is the empty prompt."""
+    return cls(prompt="" if prompt is None else prompt, negative_prompt=negative_prompt or "",
+               seed=pick_seed(seed, randomize), num_inference_steps=steps, guidance_scale=guidance,
+               scheduler=scheduler, fast_decode=bool(fast_decode), **extra)
 
 
 def sampling_inputs(models: Models, settings: Settings, prefix: str, min_default_steps: int = 1

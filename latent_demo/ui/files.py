@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import os
 import shutil
 import tempfile
@@ -17,6 +18,7 @@ from safetensors.torch import save_file
 
 from latent_demo.models import Models
 
+log = logging.getLogger(__name__)
 SCRATCH_DIR = Path(tempfile.gettempdir()) / f"latent-demo-{os.getpid()}"
 SCRATCH_MAX_AGE_S = 600  # Gradio copied each file into its own cache long before this
 SCRATCH_MAX_FOLDERS = 64  # and at most this many are kept, whatever their age
@@ -56,18 +58,25 @@ def latents_file(latents: torch.Tensor, models: Models, name: str = "latents") -
     return str(path)
 
 
-def start_cache_cleanup(demo, max_age_s: int) -> threading.Thread:
-    """Every max_age_s / 2 seconds, delete the files Gradio cached for this app that are older than max_age_s.
+def start_cache_cleanup(demo, max_age_s: int, interval_s: float | None = None) -> threading.Thread:
+    """Every max_age_s / 2 seconds (or interval_s), delete the files Gradio cached for this app that are older than
+    max_age_s.
 
     This replaces Blocks(delete_cache=...), whose clean-up task iterates the live sets of cached files while
-    requests add to them; under load it dies on "Set changed size during iteration" and never runs again.
+    requests add to them; under load it dies on "Set changed size during iteration" and never runs again. This one
+    logs whatever goes wrong in a round and carries on with the next.
     """
+    interval_s = max(1.0, max_age_s / 2) if interval_s is None else interval_s
+
     def clean_forever():
         while not demo.is_running:  # built, not launched yet
-            time.sleep(1)
+            time.sleep(min(1.0, interval_s))
         while demo.is_running:
-            time.sleep(max(1.0, max_age_s / 2))
-            delete_old_cache_files(demo, max_age_s)
+            time.sleep(interval_s)
+            try:
+                delete_old_cache_files(demo, max_age_s)
+            except Exception:  # noqa: BLE001  (a failed round must not end the clean-up for good)
+                log.exception("cleaning Gradio's cache failed; trying again in %.0f s", interval_s)
 
     thread = threading.Thread(target=clean_forever, name="latent-demo-cache-cleanup", daemon=True)
     thread.start()

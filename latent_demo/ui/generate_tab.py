@@ -44,10 +44,8 @@ def generate_seconds(settings: Settings, params: GenerateParams) -> int:
 @user_errors
 def run(ctx: TabContext, prompt, negative_prompt, seed, randomize, steps, guidance, scheduler, width, height,
         fast_decode, progress=gr.Progress()):
-    params = GenerateParams(prompt=prompt, negative_prompt=negative_prompt or "",
-                            seed=controls.pick_seed(seed, randomize), num_inference_steps=steps,
-                            guidance_scale=guidance, scheduler=scheduler, width=width, height=height,
-                            fast_decode=bool(fast_decode))
+    params = controls.sampling_params(GenerateParams, prompt, negative_prompt, seed, randomize, steps, guidance,
+                                      scheduler, fast_decode, width=width, height=height)
     total = planned_steps(ctx.models, params, ctx.settings)
     for update in sampling_updates(ctx.runner, "generate", (params,), total, progress):
         if isinstance(update, Step):

@@ -1,4 +1,4 @@
-"""A workaround for a Gradio 6.31 race, installed once by build_app.
+"""A workaround for a Gradio 6.31 race, installed at launch by ui/gradio_compat.py.
 
 Gradio caches every output image under a hash of its bytes and rewrites that file on every request
 (`processing_utils.save_pil_to_cache`: truncate, then write). When two visitors get the same image at the same time
@@ -27,7 +27,3 @@ def save_pil_to_cache_atomically(img: Image.Image, cache_dir: str, name: str = "
         file.write(data)
     os.replace(temporary, target)
     return str(target)
-
-
-def install() -> None:
-    processing_utils.save_pil_to_cache = save_pil_to_cache_atomically

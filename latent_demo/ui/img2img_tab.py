@@ -62,10 +62,8 @@ def img2img_seconds(settings: Settings, params: Img2ImgParams, image: Image.Imag
 def run(ctx: TabContext, source, image, prompt, negative_prompt, seed, randomize, steps, guidance, strength,
         scheduler, fast_decode, encoded, progress=gr.Progress()):
     models, settings = ctx.models, ctx.settings
-    params = Img2ImgParams(prompt=prompt or "", negative_prompt=negative_prompt or "",
-                           seed=controls.pick_seed(seed, randomize), num_inference_steps=steps,
-                           guidance_scale=guidance, strength=strength, scheduler=scheduler,
-                           fast_decode=bool(fast_decode))
+    params = controls.sampling_params(Img2ImgParams, prompt, negative_prompt, seed, randomize, steps, guidance,
+                                      scheduler, fast_decode, strength=strength)
     if source == FROM_ENCODE:
         if not encoded:
             raise ValueError("no latents yet: encode an image in the Encode tab first, or use an upload")

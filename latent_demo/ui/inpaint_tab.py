@@ -20,7 +20,6 @@ from latent_demo.ui.common import (
     TabContext,
     bound,
     format_timings,
-    readable_upload_errors,
     sampling_updates,
     step_status,
     upscale,
@@ -67,10 +66,8 @@ def run(ctx: TabContext, editor, prompt, negative_prompt, seed, randomize, steps
     models, settings = ctx.models, ctx.settings
     editor = editor or {}
     image, mask = image_and_painted_mask(editor.get("background"), editor.get("layers"), settings.max_image_pixels)
-    params = InpaintParams(prompt=prompt or "", negative_prompt=negative_prompt or "",
-                           seed=controls.pick_seed(seed, randomize), num_inference_steps=steps,
-                           guidance_scale=guidance, strength=strength, feather_radius=feather_radius,
-                           scheduler=scheduler, fast_decode=bool(fast_decode))
+    params = controls.sampling_params(InpaintParams, prompt, negative_prompt, seed, randomize, steps, guidance,
+                                      scheduler, fast_decode, strength=strength, feather_radius=feather_radius)
     total = planned_steps(models, params, settings)
     for update in sampling_updates(ctx.runner, "inpaint", (params, image, mask), total, progress):
         if isinstance(update, Step):
@@ -91,10 +88,10 @@ def build(ctx: TabContext) -> InpaintTab:
     gr.Markdown(f"This model inpaints by **{models.inpaint_method}**.", elem_id="inpaint-method")
     with gr.Row():
         with gr.Column(scale=3):
-            editor = readable_upload_errors(gr.ImageEditor(
+            editor = gr.ImageEditor(
                 label="Image: paint the area to repaint", type="pil", format="png", sources=["upload", "clipboard"],
                 layers=False, transforms=(), brush=gr.Brush(colors=["#ffffff"], color_mode="fixed", default_size=40),
-                elem_id="inpaint-editor"), settings.max_image_pixels)
+                elem_id="inpaint-editor")
             prompt = gr.Textbox(label="Prompt (what goes in the masked area; empty: no text condition)", value="",
                                 lines=2, elem_id="inpaint-prompt")
             negative = gr.Textbox(label="Negative prompt", value="", elem_id="inpaint-negative")

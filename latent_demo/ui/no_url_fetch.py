@@ -7,14 +7,14 @@ any public host:
 - `GET /gradio_api/file=<url>` streams the URL back through the server.
 
 Either would let anyone use a public Space as a fetching proxy. This app needs neither: images come as uploads,
-files are served from Gradio's cache and `assets/`. `install()` turns the first into a readable error;
+files are served from Gradio's cache and `assets/`. `refuse_download` (installed by ui/gradio_compat.py at
+launch) turns the first into a readable error;
 `RefuseUrlFiles` (an ASGI middleware given to `launch()`) answers the second with 403.
 """
 
 from __future__ import annotations
 
 import gradio as gr
-from gradio import processing_utils
 from starlette.middleware import Middleware
 from starlette.responses import PlainTextResponse
 
@@ -29,10 +29,6 @@ def _looks_like_url(text: str) -> bool:
 async def refuse_download(url: str, cache_dir: str) -> str:
     """Stands in for Gradio's `processing_utils.async_ssrf_protected_download` (the sync variant calls this too)."""
     raise gr.Error(URL_INPUT_REFUSED)
-
-
-def install() -> None:
-    processing_utils.async_ssrf_protected_download = refuse_download
 
 
 class RefuseUrlFiles:

@@ -40,8 +40,8 @@ def walk_seconds(settings: Settings, params: GenerateParams, seed_b: int, count:
 @user_errors
 def walk(ctx: TabContext, prompt, seed_a, seed_b, frames, steps, guidance, scheduler, width, height,
          progress=gr.Progress()):
-    params = GenerateParams(prompt=prompt or "", seed=controls.pick_seed(seed_a, False), num_inference_steps=steps,
-                            guidance_scale=guidance, scheduler=scheduler, width=width, height=height)
+    params = controls.sampling_params(GenerateParams, prompt, "", seed_a, False, steps, guidance, scheduler,
+                                      width=width, height=height)
     seed_b = controls.pick_seed(seed_b, False)
     count = check_int("frames", frames, 2, ctx.settings.max_seed_walk_frames)
     images = []

@@ -16,7 +16,7 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from latent_demo.config import Settings
-from latent_demo.ui.app import build_app, launch_options
+from latent_demo.ui.app import build_app, launch
 from latent_demo.ui.examples import asset
 
 VISITORS, REQUESTS_EACH, DEADLINE_S = 32, 3, 600
@@ -63,7 +63,7 @@ def busy_app(models):
     settings = Settings(fast_decoder="none", offline=True, max_image_side=512, concurrency_limit=2,
                         queue_max_size=VISITORS * REQUESTS_EACH, port=free_port())
     demo = build_app(models, settings)
-    demo.launch(prevent_thread_lock=True, quiet=True, **launch_options(settings))
+    launch(demo, settings, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{settings.port}/"
     demo.close()
 
@@ -112,7 +112,7 @@ def test_past_max_size_visitors_are_told_the_queue_is_full(models):
     settings = Settings(fast_decoder="none", offline=True, concurrency_limit=1, queue_max_size=2,
                         port=free_port())
     demo = build_app(models, settings)
-    demo.launch(prevent_thread_lock=True, quiet=True, **launch_options(settings))
+    launch(demo, settings, prevent_thread_lock=True, quiet=True)
     try:
         url = f"http://127.0.0.1:{settings.port}/"
         jobs = [Client(url, verbose=False).submit("a fox", "", i, False, 30, 5.0, "model default", 256, 256, False,

@@ -17,7 +17,7 @@ from PIL import Image
 
 from latent_demo.config import Settings
 from latent_demo.ui import files
-from latent_demo.ui.app import build_app, launch_options
+from latent_demo.ui.app import build_app, launch
 
 # CI runs 120 requests; the full soak of the issue: LATENT_DEMO_SOAK_REQUESTS=300 pytest tests/reliability/test_soak.py
 REQUESTS = int(os.environ.get("LATENT_DEMO_SOAK_REQUESTS", "120"))
@@ -32,7 +32,7 @@ def soak_app(models, tmp_path_factory):
     settings = Settings(fast_decoder="none", offline=True, max_sessions=10, cache_max_age_s=5, state_ttl_s=30,
                         port=free_port())
     demo = build_app(models, settings)
-    demo.launch(prevent_thread_lock=True, quiet=True, **launch_options(settings))
+    launch(demo, settings, prevent_thread_lock=True, quiet=True)
     yield demo, f"http://127.0.0.1:{settings.port}/", str(small)
     demo.close()
 

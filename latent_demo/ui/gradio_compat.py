@@ -1,0 +1,120 @@
+"""Every use of Gradio's internals, in one place, checked and applied when the app is launched.
+
+The app patches or reads a few things Gradio does not promise to keep: two functions of `processing_utils`
+(atomic cache writes, no URL downloads), the components' `preprocess` (readable errors for bad uploads and values),
+the Blocks' cache bookkeeping (our own clean-up thread) and PIL's global pixel limit. A renamed function would make
+a patch silently do nothing, so `apply()` first checks the Gradio version and that every attribute it touches is
+still there, and refuses to start with a message saying what changed. Nothing here runs at import or in
+`build_app`: only `launch` (ui/app.py) calls `apply()`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import gradio as gr
+from gradio import processing_utils
+from PIL import Image
+
+from latent_demo.config import Settings
+from latent_demo.ui import gradio_fixes, no_url_fetch
+from latent_demo.ui.files import start_cache_cleanup
+
+log = logging.getLogger(__name__)
+
+TESTED_GRADIO = "6.31.0"  # the version these patches were read against (requirements.txt pins it)
+# (owner, attribute, our replacement): Gradio functions this app replaces
+PATCHES = [
+    (processing_utils, "save_pil_to_cache", gradio_fixes.save_pil_to_cache_atomically),
+    (processing_utils, "async_ssrf_protected_download", no_url_fetch.refuse_download),
+]
+# (owner, attribute): Gradio internals this app reads or wraps
+USED = [
+    (processing_utils, "encode_pil_to_bytes"),  # by the atomic cache writer
+    (processing_utils, "hash_bytes"),
+    (gr.components.Component, "preprocess"),  # wrapped per component for readable errors
+]
+INSTANCE_ATTRIBUTES = ["temp_file_sets"]  # of the Blocks, read by the cache clean-up thread (ui/files.py)
+VALUE_COMPONENTS = (gr.Number, gr.Slider, gr.Checkbox, gr.Textbox, gr.Dropdown, gr.Radio)
+UNREADABLE = "the file is not an image this app can read (PNG, JPEG, WEBP, GIF, BMP, TIFF)"
+
+
+class GradioIncompatible(RuntimeError):
+    """The installed Gradio is not the one the patches were written for."""
+
+
+def check(version: str = gr.__version__, demo: gr.Blocks | None = None) -> None:
+    """Raise GradioIncompatible unless Gradio is the tested version and every patched or read attribute exists."""
+    if version != TESTED_GRADIO:
+        raise GradioIncompatible(
+            f"latent-demo patches Gradio internals checked against gradio {TESTED_GRADIO}, but {version} is "
+            f"installed. Install gradio=={TESTED_GRADIO} (requirements.txt), or re-check "
+            "latent_demo/ui/gradio_compat.py against the new version and update TESTED_GRADIO.")
+    missing = [f"{_name(owner)}.{attribute}" for owner, attribute, *_ in (*PATCHES, *USED)
+               if not callable(getattr(owner, attribute, None))]
+    if demo is not None:
+        missing += [f"Blocks().{name}" for name in INSTANCE_ATTRIBUTES if not hasattr(demo, name)]
+    if missing:
+        raise GradioIncompatible(f"gradio {version} no longer has {', '.join(missing)}, which latent-demo patches "
+                                 "or reads (latent_demo/ui/gradio_compat.py)")
+
+
+def apply(demo: gr.Blocks, settings: Settings) -> None:
+    """Check, then install every patch and wrapper on `demo`, and start the cache clean-up (at launch only)."""
+    check(demo=demo)
+    for owner, attribute, replacement in PATCHES:
+        setattr(owner, attribute, replacement)
+    # PIL refuses images over twice this: Gradio's own decoding (the inpainting editor) then refuses what we do.
+    Image.MAX_IMAGE_PIXELS = settings.max_image_pixels // 2
+    for block in demo.blocks.values():
+        if isinstance(block, gr.Image | gr.ImageEditor):
+            readable_upload_errors(block, settings.max_image_pixels)
+        elif isinstance(block, VALUE_COMPONENTS):
+            readable_value_errors(block)
+    start_cache_cleanup(demo, settings.cache_max_age_s)  # instead of delete_cache=...: see its docstring
+
+
+def readable_upload_errors(component: gr.Image | gr.ImageEditor, max_pixels: int) -> None:
+    """Gradio opens uploads before our handler; an unreadable file would give a generic error. Say what it is.
+
+    Only decoding failures become that message: an OSError with an errno (disk full, permissions) is the server's
+    problem, logged and reported as such. (Wrapping the instance, not subclassing: Gradio writes a .pyi file next
+    to any component subclass.)
+    """
+    preprocess = component.preprocess
+
+    def checked(payload):
+        try:
+            return preprocess(payload)
+        except Image.DecompressionBombError:
+            raise gr.Error(f"the image is too large: the limit is {max_pixels:,} pixels") from None
+        except OSError as err:
+            if err.errno is not None:  # the file system, not the file's contents
+                log.exception("reading an upload failed on the server")
+                raise gr.Error("The server could not read the upload (a problem on our side, logged). "
+                               "Please try again.") from None
+            raise gr.Error(UNREADABLE) from None
+        except (ValueError, SyntaxError):
+            raise gr.Error(UNREADABLE) from None
+
+    component.preprocess = checked
+
+
+def readable_value_errors(component: gr.components.Component) -> None:
+    """A missing or malformed value (None, NaN in a whole-number field) gets a readable gr.Error from Gradio's own
+    preprocessing, which would otherwise fail with a generic error."""
+    preprocess = component.preprocess
+
+    def checked(payload):
+        try:
+            return preprocess(payload)
+        except gr.Error:
+            raise
+        except (TypeError, ValueError, OverflowError):
+            raise gr.Error(f"“{component.label}”: {str(payload)[:40]!r} is not a valid value") from None
+
+    component.preprocess = checked
+
+
+def _name(owner) -> str:
+    return getattr(owner, "__name__", type(owner).__name__)

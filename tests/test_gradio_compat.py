@@ -1,0 +1,147 @@
+"""The Gradio internals the app touches: checked at launch, installed at launch only, and failures handled."""
+
+import errno
+import logging
+import threading
+import time
+
+import gradio as gr
+import pytest
+from gradio import processing_utils
+from gradio_client import handle_file
+
+from latent_demo.config import Settings
+from latent_demo.models import load_models
+from latent_demo.ui import gradio_compat, gradio_fixes
+from latent_demo.ui.examples import asset
+from latent_demo.ui.files import start_cache_cleanup
+
+
+def test_the_installed_gradio_passes_the_check():
+    gradio_compat.check(demo=gr.Blocks())
+
+
+def test_another_gradio_version_refuses_to_start_with_a_reason():
+    with pytest.raises(gradio_compat.GradioIncompatible, match="checked against gradio 6.31.0, but 6.32.0"):
+        gradio_compat.check("6.32.0")
+
+
+def test_a_renamed_internal_is_named(monkeypatch):
+    monkeypatch.delattr(processing_utils, "hash_bytes")
+    with pytest.raises(gradio_compat.GradioIncompatible, match="no longer has gradio.processing_utils.hash_bytes"):
+        gradio_compat.check()
+
+
+def test_build_app_patches_nothing_and_starts_no_thread(models, settings, monkeypatch):
+    from latent_demo.ui.app import build_app
+
+    sentinel = object()
+    monkeypatch.setattr(processing_utils, "save_pil_to_cache", sentinel)
+    threads = {thread.name for thread in threading.enumerate()}
+    build_app(models, settings)
+    assert processing_utils.save_pil_to_cache is sentinel
+    started = {thread.name for thread in threading.enumerate()} - threads
+    assert "latent-demo-cache-cleanup" not in started
+
+
+def test_the_launched_app_writes_its_images_through_the_atomic_writer(client, monkeypatch):
+    """Gradio looks the function up on the module at every save: the patch installed at launch is the one used."""
+    assert processing_utils.save_pil_to_cache is gradio_fixes.save_pil_to_cache_atomically
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append(args[2] if len(args) > 2 else kwargs.get("name"))
+        return gradio_fixes.save_pil_to_cache_atomically(*args, **kwargs)
+
+    monkeypatch.setattr(processing_utils, "save_pil_to_cache", spy)
+    client.predict(handle_file(asset("astronaut.png")), False, api_name="/encode")
+    assert len(calls) >= 7  # 4 channel pictures, original, reconstruction, error map
+
+
+class FakeDemo:
+    """Enough of a Blocks for the clean-up thread: running, with one cached file; the first round fails."""
+
+    def __init__(self, path: str):
+        self.is_running, self.blocks, self.rounds = True, {}, 0
+        self.cached = {path}
+
+    @property
+    def temp_file_sets(self):
+        self.rounds += 1
+        if self.rounds == 1:
+            raise RuntimeError("Set changed size during iteration")  # what killed Gradio's own clean-up
+        return [self.cached]
+
+
+def test_the_cache_cleanup_logs_a_failed_round_and_carries_on(tmp_path, caplog):
+    old = tmp_path / "old.png"
+    old.write_bytes(b"x")
+    demo = FakeDemo(str(old))
+    with caplog.at_level(logging.ERROR):
+        thread = start_cache_cleanup(demo, max_age_s=0, interval_s=0.01)
+        deadline = time.monotonic() + 10
+        while old.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        demo.is_running = False
+        thread.join(5)
+    assert not old.exists() and demo.rounds >= 2
+    assert "cleaning Gradio's cache failed" in caplog.text and "Set changed size" in caplog.text
+
+
+class Upload:
+    """A component whose own preprocessing fails as given."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+    def preprocess(self, payload):
+        raise self.error
+
+
+@pytest.mark.parametrize("error, message", [
+    (OSError("cannot identify image file"), "not an image this app can read"),
+    (SyntaxError("not a PNG file"), "not an image this app can read"),
+    (OSError(errno.ENOSPC, "No space left on device"), "could not read the upload \\(a problem on our side"),
+    (PermissionError(errno.EACCES, "Permission denied"), "could not read the upload \\(a problem on our side"),
+])
+def test_only_decoding_errors_are_called_unreadable(error, message, caplog):
+    component = Upload(error)
+    gradio_compat.readable_upload_errors(component, 1000)
+    with caplog.at_level(logging.ERROR), pytest.raises(gr.Error, match=message):
+        component.preprocess({"path": "x.png"})
+    assert ("reading an upload failed on the server" in caplog.text) == (getattr(error, "errno", None) is not None)
+
+
+def test_a_hub_hiccup_at_start_up_is_retried(monkeypatch):
+    from latent_demo import models as loading
+
+    attempts, waits = [], []
+    offline = loading.load_offline_models(loading.torch.device("cpu"), loading.torch.float32,
+                                          loading.torch.float32)
+
+    def flaky(name, *args):
+        attempts.append(name)
+        if len(attempts) < 3:
+            raise OSError("503 Service Unavailable")
+        return offline
+
+    monkeypatch.setattr(loading, "_load_source", flaky)
+    monkeypatch.setattr(loading.time, "sleep", waits.append)
+    loaded = load_models(Settings(fast_decoder="none", offline=False, dtype="float32"))
+    assert attempts == ["sd-turbo"] * 3 and waits == list(loading.HUB_RETRY_WAITS_S)
+    assert loaded.fallback_reason is None
+
+
+def test_a_fallback_that_was_not_asked_for_is_logged_as_an_error(monkeypatch, caplog):
+    from latent_demo import models as loading
+
+    def down(*args):
+        raise OSError("503 Service Unavailable")
+
+    monkeypatch.setattr(loading, "_load_source", down)
+    monkeypatch.setattr(loading.time, "sleep", lambda seconds: None)
+    with caplog.at_level(logging.WARNING):
+        loaded = load_models(Settings(fast_decoder="none", offline=False, dtype="float32"))
+    assert loaded.is_untrained and "local cache or the Hub" in loaded.fallback_reason
+    fallback = [record for record in caplog.records if "OFFLINE MODEL IN USE" in record.message]
+    assert fallback and fallback[0].levelno == logging.ERROR
