@@ -19,18 +19,29 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 SLOW = 60_000  # ms: model work on 2 CPU cores, with the queue
 
 
-@pytest.fixture
-def visitor(page: Page, configured_app_url, configuration):
+def opened(page: Page, url: str, screenshot_suffix: str):
     """The page, opened on the app, recording every request it makes (all must stay on this machine)."""
     requests = []
     page.on("request", lambda request: requests.append(request.url))
-    page.screenshot_suffix = "" if configuration == "default" else f"-{configuration}"
-    page.goto(configured_app_url)
+    page.screenshot_suffix = screenshot_suffix
+    page.goto(url)
     expect(page.locator("#encode-button")).to_be_visible(timeout=SLOW)
     yield page
     outside = [url for url in requests if urlparse(url).scheme in ("http", "https", "ws", "wss")
                and urlparse(url).hostname not in LOCAL_HOSTS]
     assert not outside, f"the page made requests outside 127.0.0.1: {outside[:5]}"
+
+
+@pytest.fixture
+def visitor(page: Page, configured_app_url, configuration):
+    """A visitor of the app of each configuration in turn."""
+    yield from opened(page, configured_app_url, "" if configuration == "default" else f"-{configuration}")
+
+
+@pytest.fixture
+def plain_visitor(page: Page, app_url):
+    """A visitor of the float32 app, for what does not depend on the dtype (texts, error messages)."""
+    yield from opened(page, app_url, "")
 
 
 def shot(page: Page, name: str) -> None:
@@ -53,7 +64,8 @@ def open_tab(page: Page, name: str) -> None:
     page.get_by_role("tab", name=name).click()
 
 
-def test_intro_and_offline_banner(visitor: Page):
+def test_intro_and_offline_banner(plain_visitor: Page):
+    visitor = plain_visitor
     expect(visitor.locator("#offline-banner")).to_contain_text("Offline model in use")
     expect(visitor.locator("#intro")).to_contain_text("786,432")
     shot(visitor, "0-intro")
@@ -83,7 +95,8 @@ def test_generate_streams_and_shows_the_trajectory(visitor: Page):
     shot(visitor, "2-generate")
 
 
-def test_an_error_is_a_readable_message_and_marks_no_input(visitor: Page):
+def test_an_error_is_a_readable_message_and_marks_no_input(plain_visitor: Page):
+    visitor = plain_visitor
     open_tab(visitor, "2 · Generate")
     visitor.locator("#generate-prompt textarea").fill("   ")
     visitor.locator("#generate-button").click()

@@ -30,20 +30,18 @@ APP_FLAGS = ["--model", "offline", "--fast-decoder", "none", "--offline", "--max
 DEFAULT = "model default"
 
 
-def zerogpu_environment(log: Path, quota_s: float | None = None) -> dict:
-    env = {**os.environ, "SPACES_ZERO_GPU": "true", "PYTHONPATH": os.pathsep.join([str(DOUBLE), str(ROOT)]),
-           "ZEROGPU_DOUBLE_LOG": str(log), "PYTHONUNBUFFERED": "1"}
-    if quota_s is not None:
-        env["ZEROGPU_DOUBLE_QUOTA_S"] = str(quota_s)
-    return env
+def zerogpu_environment(tmp: Path) -> dict:
+    return {**os.environ, "SPACES_ZERO_GPU": "true", "PYTHONPATH": os.pathsep.join([str(DOUBLE), str(ROOT)]),
+            "ZEROGPU_DOUBLE_LOG": str(tmp / "zerogpu.jsonl"), "ZEROGPU_DOUBLE_QUOTA_FILE": str(tmp / "quota"),
+            "PYTHONUNBUFFERED": "1"}
 
 
-def start_app(tmp: Path, quota_s: float | None = None):
-    """`python app.py` in ZeroGPU mode under the double, as Spaces starts it; returns (process, url, log path)."""
-    port, log = free_port(), tmp / "zerogpu.jsonl"
+def start_app(tmp: Path):
+    """`python app.py` in ZeroGPU mode under the double, as Spaces starts it; returns (process, url, tmp)."""
+    port = free_port()
     output = open(tmp / "server.log", "w")  # noqa: SIM115  (closed with the process)
     process = subprocess.Popen([sys.executable, "app.py", *APP_FLAGS, "--port", str(port)], cwd=ROOT,
-                               env=zerogpu_environment(log, quota_s), stdout=output, stderr=subprocess.STDOUT,
+                               env=zerogpu_environment(tmp), stdout=output, stderr=subprocess.STDOUT,
                                start_new_session=True)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 90
@@ -52,7 +50,7 @@ def start_app(tmp: Path, quota_s: float | None = None):
             raise AssertionError(f"the app exited at start-up:\n{(tmp / 'server.log').read_text()[-3000:]}")
         try:
             if requests.get(url + "config", timeout=2).ok:
-                return process, url, log
+                return process, url, tmp
         except requests.ConnectionError:
             pass
         time.sleep(0.5)
@@ -75,8 +73,9 @@ def calls(log: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def zerogpu_app(tmp_path_factory):
-    process, url, log = start_app(tmp_path_factory.mktemp("zerogpu"))
-    yield url, log
+    """(url, the double's log, the quota file: absent = no quota)."""
+    process, url, tmp = start_app(tmp_path_factory.mktemp("zerogpu"))
+    yield url, tmp / "zerogpu.jsonl", tmp / "quota"
     stop_app(process)
 
 
@@ -91,7 +90,7 @@ def pixels(path) -> np.ndarray:
 
 def test_spaces_is_imported_before_anything_that_touches_cuda(tmp_path):
     """The double refuses to import after torch, diffusers or transformers, as ZeroGPU's start-up does."""
-    env = zerogpu_environment(tmp_path / "log.jsonl")
+    env = zerogpu_environment(tmp_path)
     loaded = subprocess.run([sys.executable, "-c", "import app, spaces; print(spaces.ZERO_GPU)"], cwd=ROOT, env=env,
                             capture_output=True, text=True)
     assert loaded.returncode == 0, loaded.stderr[-2000:]
@@ -164,23 +163,61 @@ def test_cancel_stops_the_worker_after_its_next_step_and_the_next_job_runs(zclie
     assert seed == 8  # the worker was stopped and serves the next visitor
 
 
-def test_a_call_over_the_quota_left_is_refused_and_the_server_keeps_serving(tmp_path):
+def test_a_call_over_the_quota_left_is_refused_and_the_server_keeps_serving(zclient, zerogpu_app):
+    url, log, quota_file = zerogpu_app
     quota = 5.3  # one call asks for the 5 s floor: it runs, and once 0.3 s were held the next one is refused
-    process, url, log = start_app(tmp_path, quota_s=quota)
+    quota_file.write_text(str(quota))  # a new day with this quota
     try:
-        client = Client(url, verbose=False)
         refused, served = None, 0
         for attempt in range(20):
             try:
-                client.predict("a fox", "", attempt, False, 4, 0.0, DEFAULT, SIDE, SIDE, False, api_name="/generate")
+                zclient.predict("a fox", "", attempt, False, 4, 0.0, DEFAULT, SIDE, SIDE, False, api_name="/generate")
                 served += 1
             except AppError as err:
                 refused = str(err)
                 break
-        assert served >= 1 and refused is not None and "reached its GPU limit" in refused
-        entries = calls(log)
-        held = sum(entry["held_s"] for entry in entries if "held_s" in entry)
-        assert entries[-1]["event"] == "refused" and entries[-1]["requested_s"] > quota - held
-        assert requests.get(url + "config", timeout=5).ok
     finally:
-        stop_app(process)
+        quota_file.unlink()
+    assert served >= 1 and refused is not None and "reached its GPU limit" in refused
+    entries = calls(log)
+    today = entries[-(served + 1):]
+    held = sum(entry["held_s"] for entry in today if "held_s" in entry)
+    assert today[-1]["event"] == "refused" and today[-1]["requested_s"] > quota - held
+    assert zclient.predict("a fox", "", 1, False, 1, 0.0, DEFAULT, 128, 128, False, api_name="/generate")[0] == 1
+
+
+def test_every_tab_and_both_hand_offs_in_the_browser_under_zerogpu(page, zerogpu_app):
+    from playwright.sync_api import expect
+    from test_browser import SLOW, encode_example, open_tab, paint_a_stroke, served_image
+
+    page.goto(zerogpu_app[0])
+    encode_example(page)  # 1 · Encode
+    page.locator("#send-img2img").click()  # -> 3 · img2img, one click
+    page.locator("#img2img-button").click()
+    served_image(page, "#img2img-result")
+    expect(page.locator("#img2img-status")).to_contain_text("Started at step", timeout=SLOW)
+    open_tab(page, "1 · Encode")
+    page.locator("#send-inpaint").click()  # -> 4 · Inpainting, with a painted mask
+    editor = page.locator("#inpaint-editor")
+    expect(editor.locator(".pixi-target canvas").first).to_be_visible(timeout=SLOW)
+    if not editor.get_by_role("button", name="Brush Size").is_visible():
+        editor.get_by_role("button", name="Brush").first.click()
+    paint_a_stroke(page, editor)
+    page.locator("#inpaint-button").click()
+    served_image(page, "#inpaint-result")
+    open_tab(page, "2 · Generate")
+    page.locator("#generate-steps input[type=number]").fill("2")
+    page.locator("#generate-button").click()
+    served_image(page, "#generate-final")
+    expect(page.locator("#generate-trajectory img")).to_have_count(3, timeout=SLOW)
+    open_tab(page, "5 · Noise explorer")
+    page.locator("#noise-button").click()
+    served_image(page, "#noise-decoded")
+    open_tab(page, "6 · Seed walk")
+    page.locator("#walk-frames input[type=number]").fill("2")
+    page.locator("#walk-width input[type=number]").fill("128")
+    page.locator("#walk-height input[type=number]").fill("128")
+    page.locator("#walk-button").click()
+    expect(page.locator("#walk-status")).to_have_text("2 frames", timeout=SLOW)
+    ran = {call["args"][0] for call in calls(zerogpu_app[1]) if call.get("event") == "released"}
+    assert {"encode", "img2img", "inpaint", "generate", "add_noise", "seed_walk"} <= ran  # all through the worker

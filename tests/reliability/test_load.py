@@ -19,7 +19,7 @@ from latent_demo.config import Settings
 from latent_demo.ui.app import build_app, launch
 from latent_demo.ui.examples import asset
 
-VISITORS, REQUESTS_EACH, DEADLINE_S = 32, 3, 600
+VISITORS, REQUESTS_EACH, DEADLINE_S = 32, 2, 600
 REPORT = Path(__file__).resolve().parents[2] / "artifacts" / "reliability-load.json"
 
 

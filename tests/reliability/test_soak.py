@@ -19,9 +19,10 @@ from latent_demo.config import Settings
 from latent_demo.ui import files
 from latent_demo.ui.app import build_app, launch
 
-# CI runs 120 requests; the full soak of the issue: LATENT_DEMO_SOAK_REQUESTS=300 pytest tests/reliability/test_soak.py
-REQUESTS = int(os.environ.get("LATENT_DEMO_SOAK_REQUESTS", "120"))
-PER_VISIT, WARMUP = 15, 45
+# CI runs 90 requests (15 visits: more than max_sessions=10, so the cap is exercised); the full soak of the issue:
+# LATENT_DEMO_SOAK_REQUESTS=300 pytest tests/reliability/test_soak.py
+REQUESTS = int(os.environ.get("LATENT_DEMO_SOAK_REQUESTS", "90"))
+PER_VISIT, WARMUP = 6, 42
 REPORT = Path(__file__).resolve().parents[2] / "artifacts" / "reliability-soak.json"
 
 
@@ -68,6 +69,6 @@ def test_soak_memory_sessions_and_files_stay_bounded(soak_app):
     REPORT.write_text(json.dumps(report, indent=1))
     print(report)
     assert growth < 0.05, report
-    assert sessions <= 10, report  # max_sessions: the least recently used visitors' data was dropped
+    assert served // PER_VISIT > 10 and sessions <= 10, report  # max_sessions: the least recently used dropped
     assert not leftovers, leftovers[:5]
     assert scratch <= files.SCRATCH_MAX_FOLDERS

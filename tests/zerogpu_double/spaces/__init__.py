@@ -15,7 +15,7 @@ cannot run for real (it needs CUDA):
 - Importing it after torch, diffusers or transformers fails, as ZeroGPU's start-up does once CUDA was touched.
 It also writes one JSON line per call (requested and held seconds, yields, how it ended) to ZEROGPU_DOUBLE_LOG, in
 the format of scripts/zerogpu/device_api.py's log ("released" and "refused" events),
-and charges the seconds really held against ZEROGPU_DOUBLE_QUOTA_S (no quota when unset).
+and charges the seconds really held against the quota in the file ZEROGPU_DOUBLE_QUOTA_FILE (none without it).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ _fork = multiprocessing.get_context("fork")
 _forked = False  # True inside a worker: a decorated function called there runs directly
 _quota_lock = threading.Lock()
 _quota_used_s = 0.0
+_day: int | None = None  # the quota file's mtime when today's quota was set
 
 
 @dataclass
@@ -182,13 +183,23 @@ def _failure(err: Exception) -> _Failed:
     return _Failed(type(err).__name__, text, gradio_error)
 
 
+def _quota_left() -> float | None:
+    """Seconds left today, or None without a quota. The quota file (ZEROGPU_DOUBLE_QUOTA_FILE) holds the day's
+    quota in seconds; writing it starts a new day, deleting it lifts the quota."""
+    global _day, _quota_used_s
+    path = os.environ.get("ZEROGPU_DOUBLE_QUOTA_FILE")
+    if not path or not os.path.exists(path):
+        return None
+    with _quota_lock, open(path) as quota_file:
+        stamp = os.stat(path).st_mtime_ns
+        if stamp != _day:
+            _day, _quota_used_s = stamp, 0.0
+        return float(quota_file.read()) - _quota_used_s
+
+
 def _check_quota(requested: float) -> None:
-    quota = os.environ.get("ZEROGPU_DOUBLE_QUOTA_S")
-    if quota is None:
-        return
-    with _quota_lock:
-        left = float(quota) - _quota_used_s
-    if requested > left:
+    left = _quota_left()
+    if left is not None and requested > left:
         _log({"event": "refused", "requested_s": requested, "left_s": round(left, 3)})
         raise _gr().Error("Space app has reached its GPU limit. Try again later.", title="ZeroGPU quota exceeded")
 
