@@ -13,6 +13,7 @@ import sys  # noqa: E402
 
 from latent_demo.config import Settings, build_arg_parser  # noqa: E402
 from latent_demo.models import ModelLoadError, load_models  # noqa: E402
+from latent_demo.ui import gradio_compat  # noqa: E402
 from latent_demo.ui.app import build_app, launch  # noqa: E402
 
 
@@ -23,8 +24,9 @@ def main(argv: list[str] | None = None) -> None:
         build_arg_parser().error(str(err))  # exits with the message and the usage, no traceback
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        gradio_compat.check()  # before minutes of loading: this Gradio must be the one our patches were read for
         models = load_models(settings)
-    except ModelLoadError as err:
+    except (gradio_compat.GradioIncompatible, ModelLoadError) as err:
         logging.getLogger("latent_demo").error("%s", err)
         sys.exit(1)
     demo = build_app(models, settings)

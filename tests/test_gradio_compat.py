@@ -145,3 +145,13 @@ def test_a_fallback_that_was_not_asked_for_is_logged_as_an_error(monkeypatch, ca
     assert loaded.is_untrained and "local cache or the Hub" in loaded.fallback_reason
     fallback = [record for record in caplog.records if "OFFLINE MODEL IN USE" in record.message]
     assert fallback and fallback[0].levelno == logging.ERROR
+
+
+def test_the_app_refuses_to_start_on_another_gradio_before_loading_anything(monkeypatch, caplog):
+    import app
+
+    monkeypatch.setattr(gradio_compat, "TESTED_GRADIO", "6.30.0")
+    monkeypatch.setattr(app, "load_models", lambda settings: pytest.fail("models were loaded"))
+    with caplog.at_level(logging.ERROR), pytest.raises(SystemExit) as exited:
+        app.main(["--model", "offline", "--fast-decoder", "none"])
+    assert exited.value.code == 1 and "checked against gradio 6.30.0" in caplog.text

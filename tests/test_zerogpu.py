@@ -2,8 +2,10 @@
 pickles arguments, yields and results, maps errors and stops on Cancel as `spaces` 0.51.3 does. Every endpoint, a
 cancelled stream and the hand-offs run through it; results must equal the same tasks run in one process."""
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -59,11 +61,17 @@ def start_app(tmp: Path):
 
 
 def stop_app(process) -> None:
-    process.terminate()
+    """The app and its forked ZeroGPU worker: the whole process group started for it."""
     try:
+        os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
-        process.kill()
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=20)
+    except ProcessLookupError:
+        pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # a worker the app's own exit left behind
 
 
 def calls(log: Path) -> list[dict]:

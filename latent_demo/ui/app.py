@@ -43,6 +43,18 @@ def offline_banner(models: Models) -> str:
             "and steps of the latent flow, but the pictures are noise-like, not photos." + reason)
 
 
+TABS = (encode_tab, generate_tab, img2img_tab, inpaint_tab, noise_tab, seed_walk_tab)
+
+
+def model_runner(models: Models, settings: Settings) -> ModelRunner:
+    """The runner with every tab's jobs registered."""
+    runner = ModelRunner(models, settings)
+    for tab in TABS:
+        for name, (job, estimate) in tab.JOBS.items():
+            runner.register(name, job, estimate)
+    return runner
+
+
 def build_app(models: Models, settings: Settings) -> gr.Blocks:
     """Build the UI around already-loaded models; nothing is loaded or launched here."""
     if settings.preview == "fast" and models.fast_decoder is None:
@@ -53,7 +65,7 @@ def build_app(models: Models, settings: Settings) -> gr.Blocks:
             gr.Markdown(offline_banner(models), elem_id="offline-banner")
         encoded = gr.State(None, time_to_live=settings.state_ttl_s)
         with gr.Tabs() as tabs:
-            ctx = TabContext(models=models, settings=settings, encoded=encoded, runner=ModelRunner(models, settings))
+            ctx = TabContext(models=models, settings=settings, encoded=encoded, runner=model_runner(models, settings))
             with gr.Tab("1 · Encode", id="encode"):
                 encode = encode_tab.build(ctx)
             with gr.Tab("2 · Generate", id="generate"):

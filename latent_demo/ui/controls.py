@@ -65,6 +65,14 @@ def size_inputs(models: Models, settings: Settings, prefix: str) -> tuple[gr.Sli
     return width, height
 
 
+def run_buttons(prefix: str, label: str) -> tuple[gr.Button, gr.Button]:
+    """The tab's main action and its Cancel, side by side (elem_ids `<prefix>-button`, `<prefix>-cancel`)."""
+    with gr.Row():
+        start = gr.Button(label, variant="primary", elem_id=f"{prefix}-button")
+        cancel = gr.Button("Cancel", elem_id=f"{prefix}-cancel")
+    return start, cancel
+
+
 def fast_decode_input(models: Models) -> gr.Checkbox:
     return gr.Checkbox(label="Fast decode (TAESD-size decoder instead of the full VAE)", value=False,
                        visible=models.fast_decoder is not None)

@@ -11,15 +11,8 @@ from latent_demo.config import Settings
 from latent_demo.encoding import EncodeReport, encode_image
 from latent_demo.gpu_budget import fitted_size, vae_seconds
 from latent_demo.models import Models
-from latent_demo.ui.common import (
-    TabContext,
-    bound,
-    channel_scale,
-    image_upload,
-    load_upload,
-    upscale,
-    user_errors,
-)
+from latent_demo.ui import common
+from latent_demo.ui.common import TabContext, bound, user_errors
 from latent_demo.ui.examples import example_images
 from latent_demo.ui.files import latents_file
 
@@ -56,11 +49,14 @@ def encode_seconds(settings: Settings, image: Image.Image, fast_decode: bool) ->
     return vae_seconds(width, height, passes=2)
 
 
+JOBS = {"encode": (encode_job, encode_seconds)}  # what this tab runs where the GPU is (registered by ui/app.py)
+
+
 @user_errors
 def encode(ctx: TabContext, image, fast_decode):
-    report = ctx.runner.run("encode", load_upload(image, ctx.settings), bool(fast_decode))
-    scale = channel_scale(report.latents)
-    gallery = [(upscale(image, scale), f"channel {s.channel}: mean {s.mean:+.2f}, std {s.std:.2f}")
+    report = ctx.runner.run("encode", common.load_upload(image, ctx.settings), bool(fast_decode))
+    scale = common.channel_scale(report.latents)
+    gallery = [(common.upscale(image, scale), f"channel {s.channel}: mean {s.mean:+.2f}, std {s.std:.2f}")
                for image, s in zip(report.channel_images, report.stats, strict=True)]
     source = "fast decoder" if fast_decode else "full VAE decoder"
     state = {"latents": report.latents, "image": report.image}
@@ -70,13 +66,12 @@ def encode(ctx: TabContext, image, fast_decode):
 
 def build(ctx: TabContext) -> EncodeTab:
     models, settings = ctx.models, ctx.settings
-    ctx.runner.register("encode", encode_job, encode_seconds)
     handler = bound(encode, ctx)
 
     gr.Markdown(INTRO)
     with gr.Row():
         with gr.Column():
-            image = image_upload(settings, label="Image to encode", elem_id="encode-input")
+            image = common.image_upload(settings, label="Image to encode", elem_id="encode-input")
             fast = gr.Checkbox(label="Decode with the fast (TAESD) decoder", value=False,
                                visible=models.fast_decoder is not None)
             run = gr.Button("Encode", variant="primary", elem_id="encode-button")

@@ -10,18 +10,8 @@ from latent_demo.latents import latents_to_channel_images
 from latent_demo.models import Models
 from latent_demo.params import GenerateParams
 from latent_demo.tasks import TaskResult, generate, planned_steps
-from latent_demo.ui import controls
-from latent_demo.ui.common import (
-    TabContext,
-    bound,
-    channel_scale,
-    format_timings,
-    sampling_updates,
-    step_status,
-    upscale,
-    used_seed_output,
-    user_errors,
-)
+from latent_demo.ui import common, controls
+from latent_demo.ui.common import TabContext, bound, user_errors
 from latent_demo.ui.examples import PROMPTS
 from latent_demo.ui.files import to_gif
 from latent_demo.ui.model_work import Step, live_picture, trajectory_pictures
@@ -41,30 +31,33 @@ def generate_seconds(settings: Settings, params: GenerateParams) -> int:
     return generation_seconds(params.num_inference_steps, params.guidance_scale, params.width, params.height)
 
 
+JOBS = {"generate": (generate_job, generate_seconds)}  # what this tab runs where the GPU is (registered by ui/app.py)
+
+
 @user_errors
 def run(ctx: TabContext, prompt, negative_prompt, seed, randomize, steps, guidance, scheduler, width, height,
         fast_decode, progress=gr.Progress()):
     params = controls.sampling_params(GenerateParams, prompt, negative_prompt, seed, randomize, steps, guidance,
                                       scheduler, fast_decode, width=width, height=height)
     total = planned_steps(ctx.models, params, ctx.settings)
-    for update in sampling_updates(ctx.runner, "generate", (params,), total, progress):
+    for update in common.sampling_updates(ctx.runner, "generate", (params,), total, progress):
         if isinstance(update, Step):
             yield (params.seed, gr.skip(), live_picture(ctx.runner, update), gr.skip(), gr.skip(), gr.skip(),
-                   step_status(update, total))
+                   common.step_status(update, total))
             continue
         result = update  # the pictures are made here, off the GPU's clock
-        scale = channel_scale(result.start_latents)
-        noise = [upscale(image, scale) for image in latents_to_channel_images(result.start_latents)]
+        scale = common.channel_scale(result.start_latents)
+        noise = [common.upscale(image, scale) for image in latents_to_channel_images(result.start_latents)]
         frames = trajectory_pictures(ctx.models, result) + [result.image]
         captions = [f"step {i + 1}, t={t}" for i, t in enumerate(result.timesteps)] + ["decoded"]
-        status = f"Seed **{result.seed}** · {format_timings(result.timings)}{controls.result_notes(result)}"
+        status = (f"Seed **{result.seed}** · {common.format_timings(result.timings)}"
+                  f"{controls.result_notes(result)}")
         yield (result.seed, noise, result.image, result.image, list(zip(frames, captions, strict=True)),
                to_gif(frames), status)
 
 
 def build(ctx: TabContext) -> None:
     models, settings = ctx.models, ctx.settings
-    ctx.runner.register("generate", generate_job, generate_seconds)
 
     gr.Markdown(INTRO)
     with gr.Row():
@@ -76,12 +69,10 @@ def build(ctx: TabContext) -> None:
             steps, guidance, scheduler = controls.sampling_inputs(models, settings, "generate")
             width, height = controls.size_inputs(models, settings, "generate")
             fast = controls.fast_decode_input(models)
-            with gr.Row():
-                start = gr.Button("Generate", variant="primary", elem_id="generate-button")
-                cancel = gr.Button("Cancel", elem_id="generate-cancel")
+            start, cancel = controls.run_buttons("generate", "Generate")
         with gr.Column(scale=3):
             status = gr.Markdown(elem_id="generate-status")
-            used_seed = used_seed_output("generate")
+            used_seed = common.used_seed_output("generate")
             live = gr.Image(label="Latents, live (linear preview → final decode)", format="png",
                             elem_id="generate-live")
             noise = gr.Gallery(label="The seed's initial noise latents (4 channels)", columns=4, height="auto",

@@ -58,6 +58,9 @@ def img2img_seconds(settings: Settings, params: Img2ImgParams, image: Image.Imag
     return generation_seconds(steps, params.guidance_scale, width, height, vae_passes=passes)
 
 
+JOBS = {"img2img": (img2img_job, img2img_seconds)}  # what this tab runs where the GPU is (registered by ui/app.py)
+
+
 @user_errors
 def run(ctx: TabContext, source, image, prompt, negative_prompt, seed, randomize, steps, guidance, strength,
         scheduler, fast_decode, encoded, progress=gr.Progress()):
@@ -87,7 +90,6 @@ def run(ctx: TabContext, source, image, prompt, negative_prompt, seed, randomize
 
 def build(ctx: TabContext) -> Img2ImgTab:
     models, settings = ctx.models, ctx.settings
-    ctx.runner.register("img2img", img2img_job, img2img_seconds)
 
     gr.Markdown(INTRO)
     with gr.Row():
@@ -103,9 +105,7 @@ def build(ctx: TabContext) -> Img2ImgTab:
             seed, randomize = controls.seed_inputs("img2img")
             steps, guidance, scheduler = controls.sampling_inputs(models, settings, "img2img", min_default_steps=4)
             fast = controls.fast_decode_input(models)
-            with gr.Row():
-                start = gr.Button("Run img2img", variant="primary", elem_id="img2img-button")
-                cancel = gr.Button("Cancel", elem_id="img2img-cancel")
+            start, cancel = controls.run_buttons("img2img", "Run img2img")
         with gr.Column(scale=3):
             status = gr.Markdown(elem_id="img2img-status")
             used_seed = used_seed_output("img2img")

@@ -15,17 +15,8 @@ from latent_demo.images import image_and_painted_mask
 from latent_demo.models import Models
 from latent_demo.params import MAX_FEATHER, InpaintParams
 from latent_demo.tasks import TaskResult, inpaint, planned_steps
-from latent_demo.ui import controls
-from latent_demo.ui.common import (
-    TabContext,
-    bound,
-    format_timings,
-    sampling_updates,
-    step_status,
-    upscale,
-    used_seed_output,
-    user_errors,
-)
+from latent_demo.ui import common, controls
+from latent_demo.ui.common import TabContext, bound, user_errors
 from latent_demo.ui.examples import inpaint_examples
 from latent_demo.ui.model_work import Step, live_picture
 
@@ -56,8 +47,11 @@ def inpaint_seconds(settings: Settings, params: InpaintParams, image: Image.Imag
 def mask_on_latent_grid(result: TaskResult, factor: int) -> tuple[Image.Image, int, int]:
     """(the latent mask as a black/white picture at image size, cells to repaint, all cells)."""
     grid = result.latent_mask[0, 0].numpy()
-    picture = upscale(Image.fromarray((grid * 255).astype(np.uint8), mode="L").convert("RGB"), factor)
+    picture = common.upscale(Image.fromarray((grid * 255).astype(np.uint8), mode="L").convert("RGB"), factor)
     return picture, int(grid.sum()), grid.size
+
+
+JOBS = {"inpaint": (inpaint_job, inpaint_seconds)}  # what this tab runs where the GPU is (registered by ui/app.py)
 
 
 @user_errors
@@ -69,20 +63,20 @@ def run(ctx: TabContext, editor, prompt, negative_prompt, seed, randomize, steps
     params = controls.sampling_params(InpaintParams, prompt, negative_prompt, seed, randomize, steps, guidance,
                                       scheduler, fast_decode, strength=strength, feather_radius=feather_radius)
     total = planned_steps(models, params, settings)
-    for update in sampling_updates(ctx.runner, "inpaint", (params, image, mask), total, progress):
+    for update in common.sampling_updates(ctx.runner, "inpaint", (params, image, mask), total, progress):
         if isinstance(update, Step):
-            yield params.seed, gr.skip(), live_picture(ctx.runner, update), gr.skip(), step_status(update, total)
+            yield (params.seed, gr.skip(), live_picture(ctx.runner, update), gr.skip(),
+                   common.step_status(update, total))
             continue
         result = update
         grid, covered, cells = mask_on_latent_grid(result, models.vae_scale_factor)
         summary = (f"Method: **{result.method}**. The mask covers {covered} of {cells} latent cells. "
-                   f"Seed **{result.seed}** · {format_timings(result.timings)}{controls.result_notes(result)}")
+                   f"Seed **{result.seed}** · {common.format_timings(result.timings)}{controls.result_notes(result)}")
         yield result.seed, grid, result.image, result.image, summary
 
 
 def build(ctx: TabContext) -> InpaintTab:
     models, settings = ctx.models, ctx.settings
-    ctx.runner.register("inpaint", inpaint_job, inpaint_seconds)
 
     gr.Markdown(INTRO)
     gr.Markdown(f"This model inpaints by **{models.inpaint_method}**.", elem_id="inpaint-method")
@@ -103,11 +97,9 @@ def build(ctx: TabContext) -> InpaintTab:
             feather = gr.Slider(0, MAX_FEATHER, value=4, step=1, label="Soft edge when pasting back (px)",
                                 elem_id="inpaint-feather")
             fast = controls.fast_decode_input(models)
-            with gr.Row():
-                start = gr.Button("Inpaint", variant="primary", elem_id="inpaint-button")
-                cancel = gr.Button("Cancel", elem_id="inpaint-cancel")
+            start, cancel = controls.run_buttons("inpaint", "Inpaint")
     status = gr.Markdown(elem_id="inpaint-status")
-    used_seed = used_seed_output("inpaint")
+    used_seed = common.used_seed_output("inpaint")
     with gr.Row():
         grid = gr.Image(label="Mask on the latent grid (white = repaint)", format="png", elem_id="inpaint-grid")
         live = gr.Image(label="Latents, live → result", format="png", elem_id="inpaint-live")

@@ -15,16 +15,8 @@ from latent_demo.images import pixels_to_pil
 from latent_demo.latents import latents_to_channel_images, latents_to_pixels
 from latent_demo.models import Models
 from latent_demo.params import check_int
-from latent_demo.ui import controls
-from latent_demo.ui.common import (
-    TabContext,
-    bound,
-    channel_scale,
-    image_upload,
-    load_upload,
-    upscale,
-    user_errors,
-)
+from latent_demo.ui import common, controls
+from latent_demo.ui.common import TabContext, bound, user_errors
 from latent_demo.ui.examples import asset
 
 INTRO = """**Training teaches the UNet to undo this.** Pick a timestep: the image's latents are mixed with noise by
@@ -61,6 +53,9 @@ def noise_seconds(settings: Settings, image: Image.Image | None, latents: torch.
     return vae_seconds(width, height, passes=2)
 
 
+JOBS = {"add_noise": (noise_job, noise_seconds)}  # what this tab runs where the GPU is (registered by ui/app.py)
+
+
 @user_errors
 def explore(ctx: TabContext, image, timestep, seed, cache):
     """The visitor's image is encoded once: moving the slider only re-noises (Gradio's upload path is per file)."""
@@ -68,10 +63,10 @@ def explore(ctx: TabContext, image, timestep, seed, cache):
     timestep = check_int("timestep", timestep, 0, len(noise_schedule(models)) - 1)
     seed = controls.pick_seed(seed, False)
     cached = cache["latents"] if cache and cache.get("path") == image else None
-    upload = None if cached is not None else load_upload(image, ctx.settings)
+    upload = None if cached is not None else common.load_upload(image, ctx.settings)
     latents, noised, decoded = ctx.runner.run("add_noise", upload, cached, timestep, seed)
-    scale = channel_scale(latents)
-    channels = [(upscale(picture, scale), f"x_t channel {c}")
+    scale = common.channel_scale(latents)
+    channels = [(common.upscale(picture, scale), f"x_t channel {c}")
                 for c, picture in enumerate(latents_to_channel_images(noised.latents))]
     decoder = "fast decoder" if models.fast_decoder is not None else "full VAE"
     note = (f"t = **{noised.timestep}**: x_t = **{noised.signal_weight:.3f}** · x_0 + "
@@ -83,7 +78,6 @@ def explore(ctx: TabContext, image, timestep, seed, cache):
 
 def build(ctx: TabContext) -> None:
     models, settings = ctx.models, ctx.settings
-    ctx.runner.register("add_noise", noise_job, noise_seconds)
     alphas_cumprod = noise_schedule(models)
     last_t = len(alphas_cumprod) - 1
     handler = bound(explore, ctx)
@@ -91,7 +85,7 @@ def build(ctx: TabContext) -> None:
     gr.Markdown(INTRO)
     with gr.Row():
         with gr.Column():
-            image = image_upload(settings, label="Image", elem_id="noise-input", value=asset("astronaut.png"))
+            image = common.image_upload(settings, label="Image", elem_id="noise-input", value=asset("astronaut.png"))
             timestep = gr.Slider(0, last_t, value=DEFAULT_TIMESTEP, step=1, label="Timestep t",
                                  elem_id="noise-timestep")
             seed = gr.Number(label="Noise seed", value=0, precision=0, minimum=0, elem_id="noise-seed")

@@ -37,6 +37,9 @@ def walk_seconds(settings: Settings, params: GenerateParams, seed_b: int, count:
                               frames=count)
 
 
+JOBS = {"seed_walk": (walk_job, walk_seconds)}  # what this tab runs where the GPU is (registered by ui/app.py)
+
+
 @user_errors
 def walk(ctx: TabContext, prompt, seed_a, seed_b, frames, steps, guidance, scheduler, width, height,
          progress=gr.Progress()):
@@ -57,7 +60,6 @@ def walk(ctx: TabContext, prompt, seed_a, seed_b, frames, steps, guidance, sched
 
 def build(ctx: TabContext) -> None:
     models, settings = ctx.models, ctx.settings
-    ctx.runner.register("seed_walk", walk_job, walk_seconds)
 
     gr.Markdown(INTRO)
     with gr.Row():
@@ -70,9 +72,7 @@ def build(ctx: TabContext) -> None:
                                label="Frames", elem_id="walk-frames")
             steps, guidance, scheduler = controls.sampling_inputs(models, settings, "walk")
             width, height = controls.size_inputs(models, settings, "walk")
-            with gr.Row():
-                start = gr.Button("Walk", variant="primary", elem_id="walk-button")
-                cancel = gr.Button("Cancel", elem_id="walk-cancel")
+            start, cancel = controls.run_buttons("walk", "Walk")
         with gr.Column():
             status = gr.Markdown(elem_id="walk-status")
             gallery = gr.Gallery(label="Frames", columns=4, height="auto", format="png", elem_id="walk-gallery")
