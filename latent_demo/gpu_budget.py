@@ -47,8 +47,13 @@ def denoising_seconds(steps: int, guidance_scale: float, width: int, height: int
 
 
 def requested_seconds(predicted: float, costs: GpuCosts = COSTS) -> int:
-    """What to ask ZeroGPU for: the prediction with the margin, between the floor and the cap."""
-    return int(min(costs.cap_s, max(costs.floor_s, math.ceil(costs.margin * (costs.fixed_s + predicted)))))
+    """What to ask ZeroGPU for: the prediction with the margin, at least the floor. Over the cap -> ValueError:
+    a call cut off at its duration would cost the visitor the seconds and give them nothing."""
+    requested = max(costs.floor_s, math.ceil(costs.margin * (costs.fixed_s + predicted)))
+    if requested > costs.cap_s:
+        raise ValueError(f"this request needs about {requested} s of GPU, more than the {costs.cap_s} s one call may "
+                         "hold: use fewer steps or frames, or a smaller image")
+    return int(requested)
 
 
 def generation_seconds(steps: int, guidance_scale: float, width: int, height: int, vae_passes: int = 1,

@@ -10,6 +10,7 @@ import torch
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 ImageSource = Image.Image | bytes | str | Path | np.ndarray
+UNREADABLE = "the file is not an image this app can read (PNG, JPEG, WEBP, GIF, BMP, TIFF)"
 
 
 def open_image(source: ImageSource, max_pixels: int) -> Image.Image:
@@ -27,7 +28,7 @@ def open_image(source: ImageSource, max_pixels: int) -> Image.Image:
     except Image.DecompressionBombError as err:
         raise ValueError(f"image is too large to decode safely ({err}); the limit is {max_pixels:,} pixels") from None
     except UnidentifiedImageError:
-        raise ValueError("the file is not an image this app can read (PNG, JPEG, WEBP, GIF, BMP, TIFF)") from None
+        raise ValueError(UNREADABLE) from None
     except (OSError, SyntaxError, EOFError) as err:
         if isinstance(err, OSError) and err.errno is not None:
             raise  # the file system (disk, permissions), not the file's contents: the server's problem

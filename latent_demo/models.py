@@ -238,8 +238,10 @@ def _load_weights(cls, source: str, subfolder: str, variant: str | None, **kwarg
         try:
             return cls.from_pretrained(source, subfolder=subfolder, variant=variant, **kwargs)
         except (OSError, ValueError) as err:
-            log.info("%s/%s has no %s weights (%s); loading the full-precision files", source, subfolder, variant,
-                     _first_line(err))
+            if f".{variant}." not in str(err) and "variant" not in str(err):
+                raise  # not "no such files" (a network error, say): the caller's retry and messages apply
+            log.warning("%s/%s has no %s weights (%s); loading the full-precision files", source, subfolder, variant,
+                        _first_line(err))
     return cls.from_pretrained(source, subfolder=subfolder, **kwargs)
 
 

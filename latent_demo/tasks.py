@@ -28,7 +28,7 @@ from latent_demo.sampling import (
     uses_guidance,
 )
 from latent_demo.schedulers import make_scheduler
-from latent_demo.text import PromptEmbeddings, encode_prompt
+from latent_demo.text import PromptEmbeddings, check_prompt, encode_prompt
 
 
 @dataclass
@@ -111,9 +111,11 @@ class _Run:
 def planned_steps(models: Models, params: SamplingParams, settings: Settings) -> int:
     """How many UNet steps a task will run (for progress bars): scheduler order and strength included.
 
-    Checks the parameters first, so a bad value gets its own message before any work starts.
+    Checks the parameters and the prompt first, so a bad value gets its own message before any work (or GPU time on
+    ZeroGPU) starts.
     """
     check_sampling(params, settings)
+    check_prompt(params.prompt, models, settings.max_prompt_tokens)
     if isinstance(params, GenerateParams):
         check_size(params.width, params.height, settings, models.vae_scale_factor)
     scheduler = make_scheduler(models.scheduler_config, params.scheduler)

@@ -41,9 +41,17 @@ from latent_demo.params import GenerateParams, Img2ImgParams, InpaintParams  # n
 SIZE = 256
 
 
-def max_difference(ours: torch.Tensor, reference: torch.Tensor) -> str:
+LATENT_TOLERANCE = 0.01  # of the latents' range, as tests/test_parity_dtypes.py allows in bfloat16
+PIXEL_TOLERANCE = 2  # of 255
+MISSES: list[str] = []
+
+
+def max_difference(ours: torch.Tensor, reference: torch.Tensor, what: str = "") -> str:
     ours, reference = ours.float().cpu(), reference.float().cpu()
-    return f"max |Δ| {(ours - reference).abs().max().item():.2e} (range {reference.abs().max().item():.2f})"
+    difference, scale = (ours - reference).abs().max().item(), reference.abs().max().item()
+    if difference > LATENT_TOLERANCE * scale:
+        MISSES.append(what)
+    return f"max |Δ| {difference:.2e} (range {scale:.2f})"
 
 
 def generate_rows(models, settings) -> list[str]:
@@ -57,7 +65,7 @@ def generate_rows(models, settings) -> list[str]:
                 reference = pipeline(StableDiffusionPipeline, models, scheduler)(
                     PROMPT, negative_prompt=NEGATIVE, num_inference_steps=4, guidance_scale=guidance, width=SIZE,
                     height=SIZE, generator=generator(), output_type="latent").images
-            difference = max_difference(ours.latents, reference)
+            difference = max_difference(ours.latents, reference, f"generate {scheduler} {guidance}")
             rows.append(f"generate, {scheduler}, guidance {guidance}: latents {difference}")
     return rows
 
@@ -71,7 +79,8 @@ def edit_rows(models, settings) -> list[str]:
         reference = pipeline(StableDiffusionImg2ImgPipeline, models, "model default")(
             PROMPT, image=image, negative_prompt=NEGATIVE, strength=0.5, num_inference_steps=4, guidance_scale=7.5,
             generator=generator(), output_type="latent").images
-    rows = [f"img2img (every component {models.dtype}): latents {max_difference(ours.latents, reference)}"]
+    difference = max_difference(ours.latents, reference, "img2img")
+    rows = [f"img2img (every component {models.dtype}): latents {difference}"]
     ours = tasks.inpaint(models, InpaintParams(prompt=PROMPT, negative_prompt=NEGATIVE, seed=SEED,
                                                num_inference_steps=4, guidance_scale=7.5, strength=0.75),
                          settings, image, mask)
@@ -79,7 +88,8 @@ def edit_rows(models, settings) -> list[str]:
         reference = pipeline(StableDiffusionInpaintPipeline, models, "model default")(
             PROMPT, image=image, mask_image=mask, negative_prompt=NEGATIVE, strength=0.75, num_inference_steps=4,
             guidance_scale=7.5, generator=generator(), output_type="latent", height=SIZE, width=SIZE).images
-    rows.append(f"inpaint (every component {models.dtype}): latents {max_difference(ours.latents, reference)}")
+    difference = max_difference(ours.latents, reference, "inpaint")
+    rows.append(f"inpaint (every component {models.dtype}): latents {difference}")
     return rows
 
 
@@ -106,6 +116,8 @@ def served_row(models, app_flags: list[str]) -> str:
     reference = np.asarray(pixels_to_pil(latents_to_pixels(models.vae, latents)), int)
     served = np.asarray(Image.open(final).convert("RGB"), int)
     difference = np.abs(served - reference)
+    if difference.max() > PIXEL_TOLERANCE:
+        MISSES.append("served /generate")
     return f"/generate served vs diffusers, 4 steps, guidance 7.5: pixels max |Δ| {difference.max()}/255, " \
            f"mean {difference.mean():.3f}"
 
@@ -125,6 +137,10 @@ def main() -> None:
     half = load_models(Settings.from_sources([*flags[:-1], args.dtype]))  # the VAE in half precision too
     for row in edit_rows(half, settings):
         print(row)
+    if MISSES:  # tolerances: 1 % of the latents' range, 2/255 in pixels
+        print(f"OUTSIDE THE TOLERANCE: {', '.join(MISSES)}")
+        sys.exit(1)
+    print("all within the tolerance (latents 1 % of their range, pixels 2/255)")
 
 
 if __name__ == "__main__":

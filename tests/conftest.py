@@ -163,9 +163,9 @@ def load_configured_models(name: str):
     return loaded
 
 
-# Images fit in 256 px on the matrix apps: bfloat16 convolutions are emulated (slow) on CPUs without native bf16,
+# Images fit in 128 px on the matrix apps: bfloat16 convolutions are emulated (slow) on CPUs without native bf16,
 # and the sizes do not change what a configuration can break (dtype boundaries).
-MATRIX_SIDE = 256
+MATRIX_SIDE = 128
 MATRIX_APP_SETTINGS = {**APP_SETTINGS, "max_image_side": MATRIX_SIDE}
 
 

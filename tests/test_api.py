@@ -50,16 +50,16 @@ def test_encode_shows_channels_numbers_reconstruction_and_latents_file(client):
     assert len(gallery) == 4
     for item in gallery:
         assert_png(item["image"])
-        assert Image.open(item["image"]).size == (256, 256)  # 32x32 latent cells, enlarged 8x
+        assert Image.open(item["image"]).size == (256, 256)  # 16x16 latent cells, enlarged 16x
         assert item["caption"].startswith("channel")
-    assert "256×256×3 = 196,608 pixel values → 4×32×32 = 4,096 latent values (48× fewer)" in facts
+    assert "128×128×3 = 49,152 pixel values → 4×16×16 = 1,024 latent values (48× fewer)" in facts
     for path in (original, reconstruction, error_map):
         assert_png(path)
         assert Image.open(path).size == (SIDE, SIDE)
     assert np.array_equal(pixels(original), np.asarray(prepared("astronaut.png")))
     latents = load_file(latents_path)["latents"]
     assert latents.dtype == torch.float32  # whatever the model's dtype: files hold float32
-    assert latents.shape == (1, 4, 32, 32) and torch.isfinite(latents).all()
+    assert latents.shape == (1, 4, 16, 16) and torch.isfinite(latents).all()
     assert "PSNR" in facts
 
 

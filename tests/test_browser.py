@@ -85,11 +85,11 @@ def test_encode_an_example_with_one_click(visitor: Page):
 def test_generate_streams_and_shows_the_trajectory(visitor: Page):
     open_tab(visitor, "2 · Generate")
     visitor.locator("#generate-steps input[type=number]").fill("3")
-    visitor.locator("#generate-width input[type=number]").fill("256")
-    visitor.locator("#generate-height input[type=number]").fill("256")
+    visitor.locator("#generate-width input[type=number]").fill(str(MATRIX_SIDE))
+    visitor.locator("#generate-height input[type=number]").fill(str(MATRIX_SIDE))
     visitor.locator("#generate-button").click()
     final = served_image(visitor, "#generate-final")
-    assert final.shape == (256, 256, 3)
+    assert final.shape == (MATRIX_SIDE, MATRIX_SIDE, 3)
     expect(visitor.locator("#generate-trajectory img")).to_have_count(4, timeout=SLOW)  # 3 steps + decoded
     expect(visitor.locator("#generate-status")).to_contain_text("UNet per step")
     shot(visitor, "2-generate")
@@ -128,7 +128,7 @@ def test_encode_then_img2img_in_one_click(visitor: Page):
     expect(visitor.locator("#img2img-button")).to_be_visible(timeout=SLOW)  # the hand-off switched the tab
     visitor.locator("#img2img-button").click()  # nothing else: the latents and every default are there
     result = served_image(visitor, "#img2img-result")
-    assert result.shape == (256, 256, 3)
+    assert result.shape == (MATRIX_SIDE, MATRIX_SIDE, 3)
     expect(visitor.locator("#img2img-status")).to_contain_text("Started at step", timeout=SLOW)
     for field in ("#img2img-seed", "#img2img-prompt", "#img2img-source"):
         expect(visitor.locator(field)).not_to_contain_text("Error")
@@ -157,7 +157,8 @@ def test_encode_then_inpaint_with_a_painted_mask(visitor: Page):
     paint_a_stroke(visitor, editor)
     visitor.locator("#inpaint-button").click()
     grid = served_image(visitor, "#inpaint-grid")
-    assert grid.shape == (256, 256, 3) and set(np.unique(grid)) == {0, 255} and (grid == 255).mean() > 0.01
+    assert grid.shape == (MATRIX_SIDE, MATRIX_SIDE, 3)
+    assert set(np.unique(grid)) == {0, 255} and (grid == 255).mean() > 0.01
     served_image(visitor, "#inpaint-result")
     expect(visitor.locator("#inpaint-status")).to_contain_text("latent blending")
     shot(visitor, "4-inpaint-from-encode")
@@ -177,7 +178,9 @@ def test_img2img_from_an_upload(visitor: Page):
     shot(visitor, "3-img2img")
 
 
-def test_inpaint_with_a_drawn_mask(visitor: Page):
+def test_inpaint_with_a_drawn_mask(plain_visitor: Page):
+    """The upload path of the editor, once: every configuration paints a mask in the Encode hand-off test."""
+    visitor = plain_visitor
     open_tab(visitor, "4 · Inpainting")
     editor = visitor.locator("#inpaint-editor")
     expect(editor.get_by_role("button", name="Upload")).to_be_visible(timeout=SLOW)

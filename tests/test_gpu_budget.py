@@ -27,7 +27,9 @@ def test_forty_default_generations_fit_a_visitors_day_at_the_targeted_hold():
 
 def test_estimates_grow_with_the_work_and_stay_between_floor_and_cap():
     assert generation_seconds(1, 0.0, 64, 64) == COSTS.floor_s
-    assert generation_seconds(50, 30.0, 768, 768, frames=16) == COSTS.cap_s
+    with pytest.raises(ValueError, match="more than the 120 s one call may hold"):
+        generation_seconds(50, 30.0, 768, 768, frames=16)
+    assert generation_seconds(50, 7.5, 768, 768) < COSTS.cap_s  # a single image at the limits fits
     base = generation_seconds(40, 0.0, 512, 512)
     assert generation_seconds(40, 7.5, 512, 512) > base  # guidance doubles the UNet evaluations
     assert generation_seconds(40, 0.0, 768, 768) > base

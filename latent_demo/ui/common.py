@@ -16,7 +16,6 @@ from PIL import Image
 
 from latent_demo.config import Settings
 from latent_demo.images import open_image
-from latent_demo.latents import latents_to_rgb_preview
 from latent_demo.models import Models
 from latent_demo.ui.model_work import ModelRunner, Step
 
@@ -148,8 +147,3 @@ def bound(handler: Callable, ctx: TabContext) -> Callable:
     call = functools.partial(handler, ctx)
     call.__name__ = handler.__name__  # Gradio names unnamed events after the function
     return call
-
-
-def linear_preview(latents: torch.Tensor, size: tuple[int, int]) -> Image.Image:
-    """Latents seen through the linear latent->RGB map (no model call), enlarged to `size` with hard edges."""
-    return latents_to_rgb_preview(latents).resize(size, Image.Resampling.NEAREST)

@@ -17,6 +17,7 @@ from gradio import processing_utils
 from PIL import Image
 
 from latent_demo.config import Settings
+from latent_demo.images import UNREADABLE
 from latent_demo.ui import gradio_fixes, no_url_fetch
 from latent_demo.ui.files import start_cache_cleanup
 
@@ -36,7 +37,6 @@ USED = [
 ]
 INSTANCE_ATTRIBUTES = ["temp_file_sets"]  # of the Blocks, read by the cache clean-up thread (ui/files.py)
 VALUE_COMPONENTS = (gr.Number, gr.Slider, gr.Checkbox, gr.Textbox, gr.Dropdown, gr.Radio)
-UNREADABLE = "the file is not an image this app can read (PNG, JPEG, WEBP, GIF, BMP, TIFF)"
 
 
 class GradioIncompatible(RuntimeError):

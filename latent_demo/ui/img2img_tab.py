@@ -20,7 +20,6 @@ from latent_demo.ui.common import (
     bound,
     format_timings,
     image_upload,
-    linear_preview,
     load_upload,
     sampling_updates,
     step_status,
@@ -28,7 +27,7 @@ from latent_demo.ui.common import (
     user_errors,
 )
 from latent_demo.ui.examples import asset
-from latent_demo.ui.model_work import Step, live_picture
+from latent_demo.ui.model_work import Step, linear_picture, live_picture
 
 INTRO = """**img2img edits latents, not pixels.** The image is encoded, its latents get noise for timestep
 *strength × steps* down the schedule, and the loop runs only the remaining steps. Strength 0 keeps the image;
@@ -84,8 +83,8 @@ def run(ctx: TabContext, source, image, prompt, negative_prompt, seed, randomize
                    f"(strength {params.strength:g} → {len(result.timesteps)} steps run"
                    f"{', first t = ' + str(result.timesteps[0]) if result.timesteps else ''}). "
                    f"Seed **{result.seed}** · {format_timings(result.timings)}{controls.result_notes(result)}")
-        yield (result.seed, linear_preview(result.image_latents, result.image.size),
-               linear_preview(result.start_latents, result.image.size), result.image, result.image, summary)
+        yield (result.seed, linear_picture(result.image_latents, result.image.size),
+               linear_picture(result.start_latents, result.image.size), result.image, result.image, summary)
 
 
 def build(ctx: TabContext) -> Img2ImgTab:

@@ -88,6 +88,8 @@ class ModelRunner:
                 result = value
             else:
                 yield kind, value
+        if result is None:  # a ZeroGPU call can end without one (a worker that failed to send it)
+            raise gr.Error("The model worker ended without a result; please try again.")
         yield "done", result
 
     def run(self, name: str, *args) -> Any:
@@ -102,11 +104,14 @@ class ModelRunner:
             def task(updates):
                 return job(self.models, self.settings, *args, updates)
 
+            step_pictures = []
             for kind, value in stream_task(task, self.slots):
                 if kind == "step":
                     value = self._step(*value)
-                elif kind == "done" and self.previews_need_models:
-                    attach_trajectory_previews(self.models, value)
+                    step_pictures.append(value.preview)
+                elif kind == "done" and self.models.safety_filter is not None:
+                    reuse = step_pictures if self.settings.preview == "approx" else None  # already screened
+                    attach_trajectory_previews(self.models, value, reuse)
                 yield kind, value
         except gr.Error:
             raise
@@ -125,6 +130,11 @@ class ModelRunner:
         return Step(index, timestep, latents, preview)
 
 
+def linear_picture(latents: torch.Tensor, size: tuple[int, int]) -> Image.Image:
+    """Latents seen through the linear latent->RGB map (no model call), enlarged to `size` with hard edges."""
+    return latents_to_rgb_preview(latents).resize(size, Image.Resampling.NEAREST)
+
+
 def preview_size(models: Models, latents: torch.Tensor) -> tuple[int, int]:
     """(width, height) in pixels of the image these latents decode to."""
     factor = models.vae_scale_factor
@@ -136,26 +146,29 @@ def preview_image(models: Models, latents: torch.Tensor, size: tuple[int, int], 
     if fast and models.fast_decoder is not None:
         preview = pixels_to_pil(latents_to_pixels(models.fast_decoder, latents)).resize(size)
     else:
-        preview = latents_to_rgb_preview(latents).resize(size, Image.Resampling.NEAREST)
+        preview = linear_picture(latents, size)
     if models.safety_filter is not None:  # previews show what is being generated: screened like the result
         preview, _ = models.safety_filter.screen(preview)
     return preview
 
 
-def attach_trajectory_previews(models: Models, result: Any) -> None:
-    """With the safety checker on, the trajectory's pictures are screened in the job, where the checker runs."""
+def attach_trajectory_previews(models: Models, result: Any, screened: list | None = None) -> None:
+    """With the safety checker on, the trajectory's pictures are screened in the job, where the checker runs
+    (`screened`: the live previews, when they are those same pictures)."""
     trajectory = getattr(result, "trajectory", None)
-    if trajectory:
-        size = result.image.size
-        result.trajectory_previews = [preview_image(models, latents, size) for latents in trajectory]
+    if not trajectory:
+        return
+    if screened is not None and len(screened) == len(trajectory) and all(p is not None for p in screened):
+        result.trajectory_previews = list(screened)
+    else:
+        result.trajectory_previews = [preview_image(models, latents, result.image.size) for latents in trajectory]
 
 
 def trajectory_pictures(models: Models, result: Any) -> list[Image.Image]:
     """The trajectory as pictures: made in the job (screened) when they need a model, else here (linear)."""
     if result.trajectory_previews is not None:
         return result.trajectory_previews
-    return [latents_to_rgb_preview(latents).resize(result.image.size, Image.Resampling.NEAREST)
-            for latents in result.trajectory]
+    return [linear_picture(latents, result.image.size) for latents in result.trajectory]
 
 
 def live_picture(runner: ModelRunner, step: Step) -> Image.Image | dict:
@@ -164,5 +177,4 @@ def live_picture(runner: ModelRunner, step: Step) -> Image.Image | dict:
         return gr.skip()
     if step.preview is not None:
         return step.preview
-    size = preview_size(runner.models, step.latents)
-    return latents_to_rgb_preview(step.latents).resize(size, Image.Resampling.NEAREST)
+    return linear_picture(step.latents, preview_size(runner.models, step.latents))

@@ -11,7 +11,7 @@ from latent_demo.explore import seed_walk
 from latent_demo.gpu_budget import generation_seconds
 from latent_demo.models import Models
 from latent_demo.params import GenerateParams, check_int
-from latent_demo.tasks import TaskResult
+from latent_demo.tasks import TaskResult, planned_steps
 from latent_demo.ui import controls
 from latent_demo.ui.common import TabContext, bound, user_errors
 from latent_demo.ui.examples import PROMPTS
@@ -26,10 +26,12 @@ GIF_SECONDS_PER_FRAME = 0.3  # a walk's frames are whole images: a little slower
 
 
 def walk_job(models: Models, settings: Settings, params: GenerateParams, seed_b: int, count: int,
-             updates) -> list[TaskResult]:
-    """Runs where the GPU is. Each finished frame is handed out at once (updates.frame), the rest only at the end."""
-    results = seed_walk(models, params, settings, seed_b, count, callback=updates, on_frame=updates.frame)
-    return [dataclasses.replace(result, trajectory=[]) for result in results]  # the frames were sent already
+             updates) -> int:
+    """Runs where the GPU is. Each finished frame is handed out at once (updates.frame); returns the frame count."""
+    def send(index: int, result: TaskResult) -> None:  # the frame's picture is all the tab shows
+        updates.frame(index, dataclasses.replace(result, trajectory=[]))
+
+    return len(seed_walk(models, params, settings, seed_b, count, callback=updates, on_frame=send))
 
 
 def walk_seconds(settings: Settings, params: GenerateParams, seed_b: int, count: int) -> int:
@@ -47,6 +49,7 @@ def walk(ctx: TabContext, prompt, seed_a, seed_b, frames, steps, guidance, sched
                                       width=width, height=height)
     seed_b = controls.pick_seed(seed_b, False)
     count = check_int("frames", frames, 2, ctx.settings.max_seed_walk_frames)
+    planned_steps(ctx.models, params, ctx.settings)  # every value checked before any GPU time is asked for
     images = []
     for kind, value in ctx.runner.stream("seed_walk", params, seed_b, count):
         if kind == "frame":  # a frame is shown as soon as it is decoded

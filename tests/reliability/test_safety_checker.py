@@ -39,7 +39,7 @@ def test_results_and_previews_are_screened(models, settings, flag_everything):
     previews = []
     result = tasks.generate(screened, params, settings,
                             callback=lambda i, t, latents: previews.append(
-                                preview_image(screened, latents, (64, 64), "approx")))
+                                preview_image(screened, latents, (64, 64), fast=False)))
     pictures = [np.asarray(result.image)] + [np.asarray(p) for p in previews]
     assert result.flagged == flag_everything and len(previews) == 2
     for picture in pictures:
@@ -51,3 +51,19 @@ def test_results_and_previews_are_screened(models, settings, flag_everything):
 def test_asking_for_a_safety_checker_that_cannot_be_loaded_is_an_error():
     with pytest.raises(ModelLoadError, match="safety checker CompVis/stable-diffusion-safety-checker"):
         load_models(Settings(model="offline", safety_checker=True, offline=True, fast_decoder="none"))
+
+
+def test_the_runner_screens_the_live_previews_and_the_trajectory(models, settings):
+    """Through the served path: the previews are made (and screened) where the checker runs, then shown."""
+    from latent_demo.ui.app import model_runner
+    from latent_demo.ui.model_work import trajectory_pictures
+
+    screened = dataclasses.replace(models, safety_filter=tiny_filter(True))
+    params = GenerateParams(prompt="a fox", seed=2, num_inference_steps=2, width=64, height=64)
+    updates = list(model_runner(screened, settings).stream("generate", params))
+    steps, (kind, result) = [value for kind, value in updates if kind == "step"], updates[-1]
+    assert kind == "done" and len(steps) == 2
+    assert all(np.asarray(step.preview).max() == 0 for step in steps)
+    pictures = trajectory_pictures(screened, result)
+    assert len(pictures) == 2 and all(np.asarray(picture).max() == 0 for picture in pictures)
+    assert result.flagged and np.asarray(result.image).max() == 0

@@ -81,7 +81,9 @@ def _decorate(task, duration):
             return
         requested = duration(*args, **kwargs) if callable(duration) else (duration or 60)
         _check_quota(requested)
-        current = worker.pop() if worker and worker[0].process.is_alive() else _Worker(task)
+        current = worker.pop() if worker else None  # as spaces: take the warm worker, start one if it died
+        if current is None or not current.process.is_alive():
+            current = _Worker(task)
         current.stop.clear()
         current.args.put((args, kwargs))  # pickled here: an unpicklable argument fails the call
         arrived: queue.Queue = queue.Queue()
