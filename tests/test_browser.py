@@ -145,16 +145,20 @@ def paint_a_stroke(visitor: Page, editor) -> None:
     visitor.mouse.up()
 
 
+def paint_the_handed_over_image(visitor: Page):
+    """After "Use this image for inpainting": wait for the editor, pick the brush if needed, paint a stroke."""
+    editor = visitor.locator("#inpaint-editor")
+    expect(editor.locator(".pixi-target canvas").first).to_be_visible(timeout=SLOW)
+    if not editor.get_by_role("button", name="Brush Size").is_visible():
+        editor.get_by_role("button", name="Brush").first.click()
+    expect(editor.get_by_role("button", name="Brush Size")).to_be_visible(timeout=SLOW)
+    paint_a_stroke(visitor, editor)
+
+
 def test_encode_then_inpaint_with_a_painted_mask(visitor: Page):
     encode_example(visitor)
     visitor.locator("#send-inpaint").click()  # the encoded image moves on to the Inpainting tab
-    editor = visitor.locator("#inpaint-editor")
-    expect(editor.locator(".pixi-target canvas").first).to_be_visible(timeout=SLOW)
-    brush = editor.get_by_role("button", name="Brush").first
-    if not editor.get_by_role("button", name="Brush Size").is_visible():
-        brush.click()
-    expect(editor.get_by_role("button", name="Brush Size")).to_be_visible(timeout=SLOW)
-    paint_a_stroke(visitor, editor)
+    paint_the_handed_over_image(visitor)
     visitor.locator("#inpaint-button").click()
     grid = served_image(visitor, "#inpaint-grid")
     assert grid.shape == (MATRIX_SIDE, MATRIX_SIDE, 3)

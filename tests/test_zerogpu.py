@@ -28,7 +28,9 @@ from latent_demo.ui.examples import asset
 ROOT = Path(__file__).resolve().parents[1]
 DOUBLE = Path(__file__).resolve().parent / "zerogpu_double"
 SIDE = 256
-APP_FLAGS = ["--model", "offline", "--fast-decoder", "none", "--offline", "--max-image-side", str(SIDE)]
+LONG_RUN_STEPS = 400  # a run the test cancels: long enough that Cancel always arrives before its end
+APP_FLAGS = ["--model", "offline", "--fast-decoder", "none", "--offline", "--max-image-side", str(SIDE),
+             "--max-steps", str(LONG_RUN_STEPS)]
 DEFAULT = "model default"
 
 
@@ -156,7 +158,7 @@ def test_errors_cross_the_process_boundary_readably(zclient, tmp_path):
 
 
 def test_cancel_stops_the_worker_after_its_next_step_and_the_next_job_runs(zclient, zerogpu_app):
-    job = zclient.submit("a fox", "", 7, False, 50, 7.5, DEFAULT, SIDE, SIDE, False, api_name="/generate")
+    job = zclient.submit("a fox", "", 7, False, LONG_RUN_STEPS, 7.5, DEFAULT, SIDE, SIDE, False, api_name="/generate")
     deadline = time.monotonic() + 60
     while not job.outputs() and time.monotonic() < deadline:  # the first streamed step
         time.sleep(0.05)
@@ -166,7 +168,7 @@ def test_cancel_stops_the_worker_after_its_next_step_and_the_next_job_runs(zclie
     while time.monotonic() < deadline and not any(call.get("ended") == "cancelled" for call in calls(zerogpu_app[1])):
         time.sleep(0.1)
     cancelled = [call for call in calls(zerogpu_app[1]) if call.get("ended") == "cancelled"]
-    assert cancelled and cancelled[-1]["yields"] < 50
+    assert cancelled and cancelled[-1]["yields"] < LONG_RUN_STEPS
     seed = zclient.predict("a fox", "", 8, False, 1, 0.0, DEFAULT, 128, 128, False, api_name="/generate")[0]
     assert seed == 8  # the worker was stopped and serves the next visitor
 
@@ -196,7 +198,7 @@ def test_a_call_over_the_quota_left_is_refused_and_the_server_keeps_serving(zcli
 
 def test_every_tab_and_both_hand_offs_in_the_browser_under_zerogpu(page, zerogpu_app):
     from playwright.sync_api import expect
-    from test_browser import SLOW, encode_example, open_tab, paint_a_stroke, served_image
+    from test_browser import SLOW, encode_example, open_tab, paint_the_handed_over_image, served_image
 
     page.goto(zerogpu_app[0])
     encode_example(page)  # 1 · Encode
@@ -206,11 +208,7 @@ def test_every_tab_and_both_hand_offs_in_the_browser_under_zerogpu(page, zerogpu
     expect(page.locator("#img2img-status")).to_contain_text("Started at step", timeout=SLOW)
     open_tab(page, "1 · Encode")
     page.locator("#send-inpaint").click()  # -> 4 · Inpainting, with a painted mask
-    editor = page.locator("#inpaint-editor")
-    expect(editor.locator(".pixi-target canvas").first).to_be_visible(timeout=SLOW)
-    if not editor.get_by_role("button", name="Brush Size").is_visible():
-        editor.get_by_role("button", name="Brush").first.click()
-    paint_a_stroke(page, editor)
+    paint_the_handed_over_image(page)
     page.locator("#inpaint-button").click()
     served_image(page, "#inpaint-result")
     open_tab(page, "2 · Generate")

@@ -6,7 +6,8 @@ cannot run for real (it needs CUDA):
 - `spaces.GPU` returns the function unchanged unless SPACES_ZERO_GPU=true.
 - Each call states its `duration` (an int, or a callable given the call's own arguments); a duration over the
   quota left is refused before anything runs, with ZeroGPU's message ("Space app has reached its GPU limit").
-- The function runs in a forked worker process, reused for the next call while it is alive. Its arguments, every
+- The function runs in a forked worker process, reused for the next call while it is alive; the worker closes the
+  server's sockets it inherited (spaces closes the server port's connections). Its arguments, every
   yielded value and its result are pickled across (multiprocessing queues), in a thread of the worker.
 - A gr.Error raised in the worker reaches the visitor intact; any other exception becomes
   gr.Error(<exception class name>, title="ZeroGPU worker error"); a dead worker gives "GPU task aborted".
@@ -20,10 +21,12 @@ and charges the seconds really held against the quota in the file ZEROGPU_DOUBLE
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
 import queue
+import stat
 import sys
 import threading
 import time
@@ -152,6 +155,7 @@ class _Worker:
 def _worker_loop(task, args_queue, results, stop):
     global _forked
     _forked = True
+    _close_inherited_sockets()
     while True:
         args, kwargs = args_queue.get()
 
@@ -177,6 +181,16 @@ def _worker_loop(task, args_queue, results, stop):
         with ThreadPoolExecutor() as executor:
             executor.submit(iterate)
         results.put(_End())
+
+
+def _close_inherited_sockets() -> None:
+    """As spaces' worker_init does for the server's connections: a forked worker holding copies of the server's
+    sockets would keep visitors' HTTP connections open after the server closed them (requests then hang)."""
+    for name in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError, ValueError):
+            fd = int(name)
+            if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                os.close(fd)
 
 
 def _failure(err: Exception) -> _Failed:
