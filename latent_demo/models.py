@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,15 +167,30 @@ def _load_default(preset: str, settings: Settings, device, dtype, vae_dtype) -> 
             return _load_source(preset, settings, device, dtype, vae_dtype)
         except (OSError, ModelLoadError) as err:
             failure = err
-            if attempt < len(waits):
-                log.warning("loading %s failed (%s); trying again in %d s", PRESETS[preset].source,
-                            _first_line(err), waits[attempt])
-                time.sleep(waits[attempt])
+            if attempt == len(waits) or _no_network(err):
+                break
+            log.warning("loading %s failed (%s); trying again in %d s", PRESETS[preset].source,
+                        _first_line(err), waits[attempt])
+            time.sleep(waits[attempt])
     where = "the local cache (offline mode)" if settings.offline else "the local cache or the Hub"
     reason = f"the default model {PRESETS[preset].source} could not be loaded from {where}"
     log.log(logging.WARNING if settings.offline else logging.ERROR,
             "OFFLINE MODEL IN USE: %s (%s). Pictures will be noise-like.", reason, _first_line(failure))
     return dataclasses.replace(load_offline_models(device, dtype, vae_dtype), fallback_reason=reason)
+
+
+NO_NETWORK = ("Name or service not known", "Temporary failure in name resolution", "nodename nor servname")
+
+
+def _no_network(err: BaseException) -> bool:
+    """No network at all (the Hub's name does not resolve): huggingface_hub has already retried with back-off, and
+    trying again cannot help; an offline demo laptop should get the offline model without waiting for it."""
+    seen = 0
+    while err is not None and seen < 20:
+        if isinstance(err, socket.gaierror) or any(text in str(err) for text in NO_NETWORK):
+            return True
+        err, seen = err.__cause__ or err.__context__, seen + 1
+    return False
 
 
 def load_offline_models(device: torch.device, dtype: torch.dtype, vae_dtype: torch.dtype) -> Models:

@@ -155,3 +155,21 @@ def test_the_app_refuses_to_start_on_another_gradio_before_loading_anything(monk
     with caplog.at_level(logging.ERROR), pytest.raises(SystemExit) as exited:
         app.main(["--model", "offline", "--fast-decoder", "none"])
     assert exited.value.code == 1 and "checked against gradio 6.30.0" in caplog.text
+
+
+def test_without_any_network_the_fallback_does_not_wait(monkeypatch):
+    from latent_demo import models as loading
+
+    attempts = []
+
+    def unresolvable(name, *args):
+        attempts.append(name)
+        try:
+            raise OSError("[Errno -2] Name or service not known")
+        except OSError as cause:
+            raise loading.ModelLoadError("could not load model 'stabilityai/sd-turbo'") from cause
+
+    monkeypatch.setattr(loading, "_load_source", unresolvable)
+    monkeypatch.setattr(loading.time, "sleep", lambda seconds: pytest.fail("waited without a network"))
+    loaded = load_models(Settings(fast_decoder="none", offline=False, dtype="float32"))
+    assert attempts == ["sd-turbo"] and loaded.is_untrained
