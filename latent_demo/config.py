@@ -12,8 +12,10 @@ from typing import Any
 ENV_PREFIX = "LATENT_DEMO_"
 
 
-def _setting(default: Any, help: str, choices: Sequence[str] | None = None) -> Any:
-    return field(default=default, metadata={"help": help, "choices": choices})
+def _setting(default: Any, help: str, choices: Sequence[str] | None = None, minimum: int | None = None,
+             maximum: int | None = None) -> Any:
+    """A field with its help text and what `Settings.validate` accepts: one of `choices`, or minimum..maximum."""
+    return field(default=default, metadata={"help": help, "choices": choices, "minimum": minimum, "maximum": maximum})
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,8 @@ class Settings:
     single_file_config: str | None = _setting(None, "config folder/repo for a single-file checkpoint")
     # TAESD-size decoder for fast previews and the "fast decode" option; "none" disables it.
     fast_decoder: str = _setting("madebyollin/taesd", "AutoencoderTiny repo id or folder, or 'none'")
+    preview: str = _setting("approx", "per-step preview: linear latent->RGB, the fast decoder, or none",
+                            ("approx", "fast", "none"))
     device: str = _setting("auto", "where the models run", ("auto", "cpu", "cuda", "mps"))
     # auto: float16 on CUDA/MPS (VAE kept in float32); on CPU bfloat16 where it is native (AVX512-BF16/AMX), else fp32.
     dtype: str = _setting("auto", "weights dtype", ("auto", "float32", "float16", "bfloat16"))
@@ -37,29 +41,28 @@ class Settings:
     # Never touch the Hub: only local folders and the cache. Also on when HF_HUB_OFFLINE=1.
     offline: bool = _setting(False, "load models from local files and the cache only")
 
-    # --- limits ------------------------------------------------------------------------------------------------
-    max_image_side: int = _setting(768, "larger images are scaled down to fit this side (px)")
-    min_image_side: int = _setting(64, "smaller images are refused (px)")
+    # --- limits: what one request may ask for, and how many requests the server takes ---------------------------
+    max_image_side: int = _setting(768, "larger images are scaled down to fit this side (px)", minimum=1)
+    # The VAE downsamples by 8: smaller than 8 px leaves no latent pixel.
+    min_image_side: int = _setting(64, "smaller images are refused (px)", minimum=8)
     # Pixels an uploaded file may declare before it is decoded (decompression-bomb guard): 40 MP.
-    max_image_pixels: int = _setting(40_000_000, "largest uploaded image, in pixels, before any resizing")
-    max_steps: int = _setting(50, "most denoising steps a request may ask for")
+    max_image_pixels: int = _setting(40_000_000, "largest uploaded image, in pixels, before any resizing", minimum=1)
+    max_steps: int = _setting(50, "most denoising steps a request may ask for", minimum=1)
     # CLIP reads 75 tokens; longer prompts are truncated (and said so) up to this hard limit.
-    max_prompt_tokens: int = _setting(300, "prompts longer than this many tokens are refused")
-    max_seed_walk_frames: int = _setting(16, "most frames in a seed walk")
-    preview: str = _setting("approx", "per-step preview: linear latent->RGB, the fast decoder, or none",
-                            ("approx", "fast", "none"))
+    max_prompt_tokens: int = _setting(300, "prompts longer than this many tokens are refused", minimum=1)
+    max_seed_walk_frames: int = _setting(16, "most frames in a seed walk", minimum=1)
+    max_file_size_mb: int = _setting(10, "largest upload accepted by the server (MB)", minimum=1)
+    concurrency_limit: int = _setting(1, "model jobs that run at once (all tabs share this)", minimum=1)
+    queue_max_size: int = _setting(16, "jobs that may wait; later visitors are told the queue is full", minimum=1)
 
     # --- server ------------------------------------------------------------------------------------------------
     host: str = _setting("127.0.0.1", "address to bind; 0.0.0.0 to serve other machines")
-    port: int = _setting(7860, "port to serve on")
+    port: int = _setting(7860, "port to serve on", minimum=1, maximum=65535)
     share: bool = _setting(False, "create a public gradio.live link")
-    max_file_size_mb: int = _setting(10, "largest upload accepted by the server (MB)")
-    concurrency_limit: int = _setting(1, "model jobs that run at once (all tabs share this)")
-    queue_max_size: int = _setting(16, "jobs that may wait; later visitors are told the queue is full")
     # Bounded memory: each visitor's session (and the latents it keeps) lives this long, and at most this many.
-    state_ttl_s: int = _setting(1800, "seconds a visitor's session data (encoded latents) is kept")
-    max_sessions: int = _setting(200, "most visitor sessions kept; the least recently used is dropped")
-    cache_max_age_s: int = _setting(3600, "Gradio's cached output files older than this are deleted (s)")
+    state_ttl_s: int = _setting(1800, "seconds a visitor's session data (encoded latents) is kept", minimum=1)
+    max_sessions: int = _setting(200, "most visitor sessions kept; the least recently used is dropped", minimum=1)
+    cache_max_age_s: int = _setting(3600, "Gradio's cached output files older than this are deleted (s)", minimum=1)
 
     @classmethod
     def from_sources(cls, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -81,11 +84,12 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        for name in ("max_image_side", "min_image_side", "max_image_pixels", "max_steps", "max_prompt_tokens",
-                     "max_seed_walk_frames", "max_file_size_mb", "concurrency_limit", "queue_max_size", "state_ttl_s",
-                     "max_sessions", "cache_max_age_s"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"setting {name} must be >= 1, got {getattr(self, name)}")
+        for f in dataclasses.fields(self):
+            value, low, high = getattr(self, f.name), f.metadata.get("minimum"), f.metadata.get("maximum")
+            if low is not None and value < low:
+                raise ValueError(f"setting {f.name} must be >= {low}, got {value}")
+            if high is not None and value > high:
+                raise ValueError(f"setting {f.name} must be <= {high}, got {value}")
         if self.min_image_side > self.max_image_side:
             raise ValueError(f"min_image_side ({self.min_image_side}) exceeds max_image_side ({self.max_image_side})")
         for f in dataclasses.fields(self):

@@ -1,5 +1,6 @@
 """Settings: defaults, LATENT_DEMO_* variables, CLI flags (which win), and refused values."""
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -33,10 +34,19 @@ def test_spaces_listen_on_all_interfaces_unless_told_otherwise():
     ({"LATENT_DEMO_MAX_STEPS": "0"}, "max_steps must be >= 1"),
     ({"LATENT_DEMO_DEVICE": "tpu"}, "device='tpu'; allowed: auto, cpu, cuda, mps"),
     ({"LATENT_DEMO_MIN_IMAGE_SIDE": "1024"}, "exceeds max_image_side"),
+    ({"LATENT_DEMO_MIN_IMAGE_SIDE": "4"}, "min_image_side must be >= 8"),
+    ({"LATENT_DEMO_PORT": "70000"}, "port must be <= 65535"),
+    ({"LATENT_DEMO_CACHE_MAX_AGE_S": "0"}, "cache_max_age_s must be >= 1"),
 ])
 def test_bad_settings_are_refused(environ, message):
     with pytest.raises(ValueError, match=message):
         Settings.from_sources([], environ=environ)
+
+
+def test_every_numeric_setting_has_a_lower_bound():
+    """validate() reads the bounds from the table: a new limit without one would accept 0 or -1 silently."""
+    numeric = [f for f in dataclasses.fields(Settings) if f.type in ("int", int)]
+    assert [f.name for f in numeric if f.metadata["minimum"] is None] == []
 
 
 def test_app_help_lists_the_settings():
