@@ -22,9 +22,11 @@ from latent_demo.encoding import encode_image
 from latent_demo.images import open_image, pil_to_pixels
 from latent_demo.latents import convolution_layout, latents_to_pixels, latents_to_rgb_preview
 from latent_demo.params import GenerateParams
+from latent_demo.sampling import predicted_original
 from latent_demo.schedulers import make_scheduler
 from latent_demo.tasks import generate
 from latent_demo.ui.examples import asset
+from latent_demo.ui.model_work import linear_picture, side_by_side
 
 SECTIONS = ["turbo", "encode", "unet", "generate", "app"]
 
@@ -117,11 +119,37 @@ def bench_unet_and_previews(cfg: Config, models) -> list[Row]:
     rows.append(Row("per-step preview (linear latent→RGB) / UNet step", f"{preview_s * 1e3:.2f} ms",
                     f"UNet step {step_s:.2f} s", preview_s / step_s, "≤ 0.01",
                     verdict(cfg, preview_s / step_s <= 0.01)))
+    denoised_s = alternate({"x0": x0_preview_cost(models, cfg.size)}, 20)["x0"]
+    rows.append(Row("per-step x̂₀ (computed + linear preview + side by side at display size) / UNet step",
+                    f"{denoised_s * 1e3:.2f} ms", f"UNet step {step_s:.2f} s", denoised_s / step_s, "≤ 0.01",
+                    verdict(cfg, denoised_s / step_s <= 0.01)))
     if models.fast_decoder is not None:
         fast_s = alternate({"taesd": lambda: latents_to_pixels(models.fast_decoder, latents)}, cfg.reps)["taesd"]
         rows.append(Row("per-step preview with the TAESD-size decoder / UNet step", f"{fast_s:.2f} s",
                         f"UNet step {step_s:.2f} s", fast_s / step_s, "(stated)"))
     return rows
+
+
+def x0_preview_cost(models, size: int) -> Callable:
+    """What x̂₀ adds to a step: computed from the UNet output (DPM++ 2M, which does not give it), its linear
+    picture at display size, and the side-by-side picture with x_t."""
+    scheduler = make_scheduler(models.scheduler_config, "DPM++ 2M")
+    scheduler.set_timesteps(25)
+    t = scheduler.timesteps[0]
+    latents, noise_pred = torch.randn(2, 1, 4, size // 8, size // 8).unbind(0)
+    output = scheduler.step(noise_pred, t, latents)
+    noisy_picture = linear_picture(output.prev_sample, (size, size))
+
+    def extra():
+        denoised = predicted_original(scheduler, noise_pred, t, latents, output)
+        side_by_side(noisy_picture, linear_picture(denoised, (size, size)))
+    return extra
+
+
+def app_previews(i, t, latents, denoised) -> None:
+    """The app's per-step pictures (default view): x_t and x̂₀ by the linear map, side by side."""
+    size = (latents.shape[3] * 8, latents.shape[2] * 8)
+    side_by_side(linear_picture(latents, size), linear_picture(denoised, size))
 
 
 def bench_generate_vs_diffusers(cfg: Config, settings: Settings, models) -> list[Row]:
@@ -137,8 +165,7 @@ def bench_generate_vs_diffusers(cfg: Config, settings: Settings, models) -> list
 
     def ours(steps=cfg.steps):
         p = GenerateParams(**{**params.__dict__, "num_inference_steps": steps})
-        images["ours"] = generate(models, p, settings,
-                                  callback=lambda i, t, latents: latents_to_rgb_preview(latents)).image
+        images["ours"] = generate(models, p, settings, callback=app_previews).image
 
     def diffusers_(steps=cfg.steps):
         images["diffusers"] = pipe(params.prompt, num_inference_steps=steps, guidance_scale=7.5, width=cfg.size,

@@ -10,8 +10,13 @@ import torch
 from diffusers import UNet2DConditionModel
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
-# Called after every step with (step index, timestep, latents). It may raise to stop the loop (Cancel).
-StepCallback = Callable[[int, torch.Tensor, torch.Tensor], None]
+# Called after every step with (step index, timestep, latents x_t, predicted clean latents x̂₀). It may raise to stop
+# the loop (Cancel).
+StepCallback = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], None]
+
+# Where a step's x̂₀ comes from: the scheduler's own estimate, or computed here from the UNet output and noise level.
+FROM_SCHEDULER = "the scheduler's pred_original_sample"
+COMPUTED = "computed from the UNet output and ᾱ_t"
 
 
 @dataclass(frozen=True)
@@ -86,12 +91,57 @@ def denoise(unet: UNet2DConditionModel, scheduler: SchedulerMixin, latents: torc
             noise_pred_negative, noise_pred_prompt = noise_pred.chunk(2)
             noise_pred = noise_pred_negative + guidance_scale * (noise_pred_prompt - noise_pred_negative)
         # compute the previous noisy sample x_t -> x_t-1
-        latents = scheduler.step(noise_pred, t, latents, **extra_step_kwargs, return_dict=False)[0]
+        output = scheduler.step(noise_pred, t, latents, **extra_step_kwargs)
+        denoised = predicted_original(scheduler, noise_pred, t, latents, output)
+        latents = output.prev_sample
         if inpaint is not None and inpaint.image_latents is not None:
             latents = _blend_outside_mask(scheduler, latents, inpaint, timesteps, i)
+            denoised = (1 - inpaint.mask) * inpaint.image_latents + inpaint.mask * denoised
         if callback is not None:
-            callback(i, t, latents)
+            callback(i, t, latents, denoised)
     return latents
+
+
+def denoised_source(scheduler: SchedulerMixin) -> str:
+    """Which x̂₀ a scheduler's steps show: FROM_SCHEDULER when its step output type (defined beside it in diffusers)
+    carries `pred_original_sample`, else COMPUTED."""
+    module = inspect.getmodule(type(scheduler))
+    outputs = [kind for name, kind in vars(module).items() if name.endswith("SchedulerOutput")]
+    carries = any("pred_original_sample" in getattr(kind, "__dataclass_fields__", {}) for kind in outputs)
+    return FROM_SCHEDULER if carries else COMPUTED
+
+
+def predicted_original(scheduler: SchedulerMixin, model_output: torch.Tensor, t: torch.Tensor,
+                       sample: torch.Tensor, step_output) -> torch.Tensor:
+    """x̂₀, the clean latents the UNet's output implies for `sample` at timestep t (call after scheduler.step).
+
+    The scheduler's own `pred_original_sample` where its step returns one (Euler, Euler a, DDIM, LMS); else, as
+    DPM-Solver and UniPC compute internally: with x_t = α_t·x₀ + σ_t·ε, x̂₀ = (x_t − σ_t·ε̂)/α_t for an ε-model,
+    α_t·x_t − σ_t·v̂ for a v-model. No extra UNet call, a few tensor operations.
+    """
+    given = getattr(step_output, "pred_original_sample", None)
+    if given is not None:
+        return given
+    sigma = _sigma_used(scheduler, t)  # σ = sqrt((1 - ᾱ_t) / ᾱ_t)
+    alpha_t = (sigma**2 + 1) ** -0.5
+    sigma_t = sigma * alpha_t
+    if getattr(scheduler, "init_noise_sigma", 1.0) > 1.0:  # latents kept as x₀ + σ·ε (Euler-type): to α_t·x₀ + σ_t·ε
+        sample = sample * alpha_t
+    prediction_type = getattr(scheduler.config, "prediction_type", "epsilon")
+    if prediction_type == "epsilon":
+        return (sample - sigma_t * model_output) / alpha_t
+    if prediction_type == "v_prediction":
+        return alpha_t * sample - sigma_t * model_output
+    return model_output  # "sample": the UNet predicts x₀ itself
+
+
+def _sigma_used(scheduler: SchedulerMixin, t: torch.Tensor) -> float:
+    """The noise level of the step just taken: the scheduler's own σ where it keeps them, else from ᾱ_t."""
+    sigmas, index = getattr(scheduler, "sigmas", None), getattr(scheduler, "step_index", None)
+    if sigmas is not None and index is not None and 0 < index <= len(sigmas):
+        return float(sigmas[index - 1])
+    alpha_bar = float(scheduler.alphas_cumprod[int(t)])
+    return ((1 - alpha_bar) / alpha_bar) ** 0.5
 
 
 def _blend_outside_mask(scheduler: SchedulerMixin, latents: torch.Tensor, inpaint: InpaintConditioning,

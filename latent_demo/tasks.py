@@ -22,6 +22,7 @@ from latent_demo.sampling import (
     InpaintConditioning,
     StepCallback,
     denoise,
+    denoised_source,
     draw_noise,
     start_index,
     timesteps_from,
@@ -36,7 +37,7 @@ class TaskResult:
     image: Image.Image
     latents: torch.Tensor  # final latents (before decoding)
     start_latents: torch.Tensor  # what the loop started from: seed noise, or noised image latents
-    trajectory: list[torch.Tensor]  # latents after each step (CPU)
+    trajectory: list[torch.Tensor]  # latents x_t after each step (CPU)
     timesteps: list[int]
     seed: int
     prompt: PromptEmbeddings
@@ -47,6 +48,9 @@ class TaskResult:
     method: str = ""  # inpaint: latent blending or the inpainting UNet
     flagged: bool = False  # the safety checker hid the image (shown black)
     trajectory_previews: list[Image.Image] | None = None  # screened pictures of the trajectory (safety checker on)
+    denoised_trajectory: list[torch.Tensor] = field(default_factory=list)  # x̂₀ predicted at each step (CPU)
+    denoised_source: str = ""  # where x̂₀ came from (sampling.FROM_SCHEDULER or COMPUTED)
+    denoised_previews: list[Image.Image] | None = None  # screened pictures of x̂₀ (safety checker on)
 
 
 class _Run:
@@ -60,6 +64,7 @@ class _Run:
         self.scheduler = make_scheduler(models.scheduler_config, params.scheduler)
         self.timings: dict[str, float] = {}
         self.trajectory: list[torch.Tensor] = []
+        self.denoised: list[torch.Tensor] = []
         self.flagged = False  # the safety checker (when on) hid the decoded image
         with self.timed("text"):
             self.prompt = encode_prompt(models, params.prompt, params.negative_prompt,
@@ -76,10 +81,11 @@ class _Run:
 
     def loop(self, latents, timesteps, callback: StepCallback | None, inpaint=None) -> torch.Tensor:
         """The one denoising loop with this request's scheduler and generator, recording the trajectory."""
-        def record(i, t, step_latents):
+        def record(i, t, step_latents, denoised):
             self.trajectory.append(step_latents.detach().float().cpu())
+            self.denoised.append(denoised.detach().float().cpu())
             if callback is not None:
-                callback(i, t, step_latents)
+                callback(i, t, step_latents, denoised)
 
         with self.timed("unet"):
             latents = denoise(self.models.unet, self.scheduler, latents, timesteps, self.prompt.embeddings,
@@ -105,7 +111,8 @@ class _Run:
         prompt = dataclasses.replace(self.prompt, embeddings=self.prompt.embeddings.float().cpu())
         return TaskResult(image=image, latents=latents.float().cpu(), start_latents=start_latents.float().cpu(),
                           trajectory=self.trajectory, timesteps=[int(t) for t in timesteps], seed=self.params.seed,
-                          prompt=prompt, timings=self.timings, flagged=self.flagged, **extra)
+                          prompt=prompt, timings=self.timings, flagged=self.flagged, denoised_trajectory=self.denoised,
+                          denoised_source=denoised_source(self.scheduler), **extra)
 
 
 def planned_steps(models: Models, params: SamplingParams, settings: Settings) -> int:

@@ -20,7 +20,7 @@ def gated_task(steps_run: list, gate: threading.Semaphore):
         for i in range(1000):
             gate.acquire()
             steps_run.append(i)
-            callback(i, i, torch.zeros(1))
+            callback(i, i, torch.zeros(1), torch.zeros(1))
         return "finished"
     return task
 

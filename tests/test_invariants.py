@@ -30,7 +30,7 @@ def gen_params(**overrides):
 def test_generate_shapes_ranges_and_trajectory(models, settings):
     steps = []
     result = tasks.generate(models, gen_params(width=96, height=64), settings,
-                            callback=lambda i, t, latents: steps.append((i, int(t), latents.shape)))
+                            callback=lambda i, t, latents, denoised: steps.append((i, int(t), latents.shape)))
     assert result.image.size == (96, 64) and result.image.mode == "RGB"
     assert result.latents.shape == (1, 4, 8, 12) and result.start_latents.shape == (1, 4, 8, 12)
     assert [s[0] for s in steps] == [0, 1, 2] and [s[1] for s in steps] == result.timesteps

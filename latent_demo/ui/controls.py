@@ -12,6 +12,7 @@ from latent_demo.models import Models
 from latent_demo.params import MAX_GUIDANCE, MAX_SEED, SamplingParams, check_int
 from latent_demo.schedulers import MODEL_DEFAULT, SCHEDULER_NAMES
 from latent_demo.tasks import TaskResult
+from latent_demo.ui.model_work import DEFAULT_VIEW, VIEWS
 
 MAX_RANDOM_SEED = 2**32 - 1
 
@@ -91,3 +92,10 @@ def result_notes(result: TaskResult) -> str:
     if result.flagged:
         notes += "\n\n⚠️ The safety checker flagged this image, so it is shown black. Try another prompt or seed."
     return notes
+
+
+def view_input(prefix: str) -> gr.Radio:
+    """What the live preview (and the trajectory) shows of each step: x_t, x̂₀, or both."""
+    return gr.Radio(VIEWS, value=DEFAULT_VIEW, label="Show each step as",
+                    info="x_t: the noisy latents the scheduler holds · x̂₀: the clean image the UNet predicts",
+                    elem_id=f"{prefix}-view")

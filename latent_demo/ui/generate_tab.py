@@ -14,12 +14,16 @@ from latent_demo.ui import common, controls
 from latent_demo.ui.common import TabContext, bound, user_errors
 from latent_demo.ui.examples import PROMPTS
 from latent_demo.ui.files import to_gif
-from latent_demo.ui.model_work import Step, live_picture, trajectory_pictures
+from latent_demo.ui.model_work import DEFAULT_VIEW, Step, check_view, live_picture, trajectory_pictures
 
 INTRO = """**Generation starts from pure noise in latent space**, drawn from the seed (so the same seed and settings
 give the same image). At every step the UNet predicts the noise in the latents, guided by the prompt, and the
 scheduler removes some of it. Only the final latents go through the VAE decoder; the trajectory shows a cheap
-linear look at the latents after each step (a 4×3 matrix, not a decode)."""
+linear look at the latents after each step (a 4×3 matrix, not a decode).
+
+Each step shows two things: **x_t**, the noisy latents the scheduler holds, and **x̂₀**, the clean latents the UNet's
+prediction implies right now (what the image would be if the noise it sees were all removed at once). Watch x̂₀:
+the composition settles in the first steps, the details arrive in the last ones."""
 
 
 def generate_job(models: Models, settings: Settings, params: GenerateParams, updates) -> TaskResult:
@@ -36,22 +40,23 @@ JOBS = {"generate": (generate_job, generate_seconds)}  # what this tab runs wher
 
 @user_errors
 def run(ctx: TabContext, prompt, negative_prompt, seed, randomize, steps, guidance, scheduler, width, height,
-        fast_decode, progress=gr.Progress()):
+        fast_decode, view=DEFAULT_VIEW, progress=gr.Progress()):
+    view = check_view(view)
     params = controls.sampling_params(GenerateParams, prompt, negative_prompt, seed, randomize, steps, guidance,
                                       scheduler, fast_decode, width=width, height=height)
     total = planned_steps(ctx.models, params, ctx.settings)
     for update in common.sampling_updates(ctx.runner, "generate", (params,), total, progress):
         if isinstance(update, Step):
-            yield (params.seed, gr.skip(), live_picture(ctx.runner, update), gr.skip(), gr.skip(), gr.skip(),
+            yield (params.seed, gr.skip(), live_picture(ctx.runner, update, view), gr.skip(), gr.skip(), gr.skip(),
                    common.step_status(update, total))
             continue
         result = update  # the pictures are made here, off the GPU's clock
         scale = common.channel_scale(result.start_latents)
         noise = [common.upscale(image, scale) for image in latents_to_channel_images(result.start_latents)]
-        frames = trajectory_pictures(ctx.models, result) + [result.image]
+        frames = trajectory_pictures(ctx.models, result, view) + [result.image]
         captions = [f"step {i + 1}, t={t}" for i, t in enumerate(result.timesteps)] + ["decoded"]
         status = (f"Seed **{result.seed}** · {common.format_timings(result.timings)}"
-                  f"{controls.result_notes(result)}")
+                  f"{controls.result_notes(result)}\n\nx̂₀ per step: {result.denoised_source}.")
         yield (result.seed, noise, result.image, result.image, list(zip(frames, captions, strict=True)),
                to_gif(frames), status)
 
@@ -69,20 +74,22 @@ def build(ctx: TabContext) -> None:
             steps, guidance, scheduler = controls.sampling_inputs(models, settings, "generate")
             width, height = controls.size_inputs(models, settings, "generate")
             fast = controls.fast_decode_input(models)
+            view = controls.view_input("generate")
             start, cancel = controls.run_buttons("generate", "Generate")
         with gr.Column(scale=3):
             status = gr.Markdown(elem_id="generate-status")
             used_seed = common.used_seed_output("generate")
-            live = gr.Image(label="Latents, live (linear preview → final decode)", format="png",
+            live = gr.Image(label="Live: x_t | x̂₀ after each step (linear preview) → final decode", format="png",
                             elem_id="generate-live")
             noise = gr.Gallery(label="The seed's initial noise latents (4 channels)", columns=4, height="auto",
                                format="png", elem_id="generate-noise")
     with gr.Row():
         final = gr.Image(label="Final image", format="png", elem_id="generate-final")
-        trajectory = gr.Gallery(label="Trajectory: the latents after each step", columns=6, height="auto",
+        trajectory = gr.Gallery(label="Trajectory: each step (x_t | x̂₀, as chosen), then the decode", columns=6,
+                                height="auto",
                                 format="png", elem_id="generate-trajectory")
     gif = gr.File(label="Trajectory as an animated GIF", elem_id="generate-gif")
-    inputs = [prompt, negative, seed, randomize, steps, guidance, scheduler, width, height, fast]
+    inputs = [prompt, negative, seed, randomize, steps, guidance, scheduler, width, height, fast, view]
     outputs = [used_seed, noise, live, final, trajectory, gif, status]
     handler = bound(run, ctx)
     event = start.click(handler, inputs, outputs, **ctx.model_job(api_name="generate"))

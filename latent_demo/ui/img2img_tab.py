@@ -27,7 +27,7 @@ from latent_demo.ui.common import (
     user_errors,
 )
 from latent_demo.ui.examples import asset
-from latent_demo.ui.model_work import Step, linear_picture, live_picture
+from latent_demo.ui.model_work import DEFAULT_VIEW, Step, check_view, linear_picture, live_picture
 
 INTRO = """**img2img edits latents, not pixels.** The image is encoded, its latents get noise for timestep
 *strength × steps* down the schedule, and the loop runs only the remaining steps. Strength 0 keeps the image;
@@ -62,8 +62,9 @@ JOBS = {"img2img": (img2img_job, img2img_seconds)}  # what this tab runs where t
 
 @user_errors
 def run(ctx: TabContext, source, image, prompt, negative_prompt, seed, randomize, steps, guidance, strength,
-        scheduler, fast_decode, encoded, progress=gr.Progress()):
+        scheduler, fast_decode, view=DEFAULT_VIEW, encoded=None, progress=gr.Progress()):
     models, settings = ctx.models, ctx.settings
+    view = check_view(view)
     params = controls.sampling_params(Img2ImgParams, prompt, negative_prompt, seed, randomize, steps, guidance,
                                       scheduler, fast_decode, strength=strength)
     if source == FROM_ENCODE:
@@ -75,7 +76,7 @@ def run(ctx: TabContext, source, image, prompt, negative_prompt, seed, randomize
     total = planned_steps(models, params, settings)
     for update in sampling_updates(ctx.runner, "img2img", (params, *start), total, progress):
         if isinstance(update, Step):
-            yield (params.seed, gr.skip(), gr.skip(), live_picture(ctx.runner, update), gr.skip(),
+            yield (params.seed, gr.skip(), gr.skip(), live_picture(ctx.runner, update, view), gr.skip(),
                    step_status(update, total))
             continue
         result = update
@@ -104,6 +105,7 @@ def build(ctx: TabContext) -> Img2ImgTab:
             seed, randomize = controls.seed_inputs("img2img")
             steps, guidance, scheduler = controls.sampling_inputs(models, settings, "img2img", min_default_steps=4)
             fast = controls.fast_decode_input(models)
+            view = controls.view_input("img2img")
             start, cancel = controls.run_buttons("img2img", "Run img2img")
         with gr.Column(scale=3):
             status = gr.Markdown(elem_id="img2img-status")
@@ -112,9 +114,9 @@ def build(ctx: TabContext) -> Img2ImgTab:
                 encoded_view = gr.Image(label="Encoded latents (linear preview)", format="png",
                                         elem_id="img2img-encoded")
                 noised_view = gr.Image(label="Noised starting latents", format="png", elem_id="img2img-noised")
-            live = gr.Image(label="Latents, live → result", format="png", elem_id="img2img-live")
+            live = gr.Image(label="Live: x_t | x̂₀ after each step → result", format="png", elem_id="img2img-live")
     final = gr.Image(label="Result", format="png", elem_id="img2img-result")
-    inputs = [source, image, prompt, negative, seed, randomize, steps, guidance, strength, scheduler, fast,
+    inputs = [source, image, prompt, negative, seed, randomize, steps, guidance, strength, scheduler, fast, view,
               ctx.encoded]
     outputs = [used_seed, encoded_view, noised_view, live, final, status]
     handler = bound(run, ctx)

@@ -18,7 +18,7 @@ from latent_demo.tasks import TaskResult, inpaint, planned_steps
 from latent_demo.ui import common, controls
 from latent_demo.ui.common import TabContext, bound, user_errors
 from latent_demo.ui.examples import inpaint_examples
-from latent_demo.ui.model_work import Step, live_picture
+from latent_demo.ui.model_work import DEFAULT_VIEW, Step, check_view, live_picture
 
 INTRO = """**Inpainting repaints latents under a mask.** Paint over what should change. The mask is snapped to the
 latent grid (one cell = 8×8 pixels), since that is all the UNet sees. With an ordinary UNet, after every step the
@@ -56,8 +56,9 @@ JOBS = {"inpaint": (inpaint_job, inpaint_seconds)}  # what this tab runs where t
 
 @user_errors
 def run(ctx: TabContext, editor, prompt, negative_prompt, seed, randomize, steps, guidance, strength,
-        feather_radius, scheduler, fast_decode, progress=gr.Progress()):
+        feather_radius, scheduler, fast_decode, view=DEFAULT_VIEW, progress=gr.Progress()):
     models, settings = ctx.models, ctx.settings
+    view = check_view(view)
     editor = editor or {}
     image, mask = image_and_painted_mask(editor.get("background"), editor.get("layers"), settings.max_image_pixels)
     params = controls.sampling_params(InpaintParams, prompt, negative_prompt, seed, randomize, steps, guidance,
@@ -65,7 +66,7 @@ def run(ctx: TabContext, editor, prompt, negative_prompt, seed, randomize, steps
     total = planned_steps(models, params, settings)
     for update in common.sampling_updates(ctx.runner, "inpaint", (params, image, mask), total, progress):
         if isinstance(update, Step):
-            yield (params.seed, gr.skip(), live_picture(ctx.runner, update), gr.skip(),
+            yield (params.seed, gr.skip(), live_picture(ctx.runner, update, view), gr.skip(),
                    common.step_status(update, total))
             continue
         result = update
@@ -97,14 +98,15 @@ def build(ctx: TabContext) -> InpaintTab:
             feather = gr.Slider(0, MAX_FEATHER, value=4, step=1, label="Soft edge when pasting back (px)",
                                 elem_id="inpaint-feather")
             fast = controls.fast_decode_input(models)
+            view = controls.view_input("inpaint")
             start, cancel = controls.run_buttons("inpaint", "Inpaint")
     status = gr.Markdown(elem_id="inpaint-status")
     used_seed = common.used_seed_output("inpaint")
     with gr.Row():
         grid = gr.Image(label="Mask on the latent grid (white = repaint)", format="png", elem_id="inpaint-grid")
-        live = gr.Image(label="Latents, live → result", format="png", elem_id="inpaint-live")
+        live = gr.Image(label="Live: x_t | x̂₀ after each step → result", format="png", elem_id="inpaint-live")
         final = gr.Image(label="Result", format="png", elem_id="inpaint-result")
-    inputs = [editor, prompt, negative, seed, randomize, steps, guidance, strength, feather, scheduler, fast]
+    inputs = [editor, prompt, negative, seed, randomize, steps, guidance, strength, feather, scheduler, fast, view]
     outputs = [used_seed, grid, live, final, status]
     handler = bound(run, ctx)
     event = start.click(handler, inputs, outputs, **ctx.model_job(api_name="inpaint"))

@@ -41,12 +41,21 @@ Estimate = Callable[..., int]
 
 @dataclass(frozen=True)
 class Step:
-    """One denoising step as the tab receives it: CPU float32 latents, and a preview when one needs a model."""
+    """One denoising step as the tab receives it: CPU float32 latents x_t and x̂₀, and previews when they need a
+    model."""
 
     index: int
     timestep: int
     latents: torch.Tensor
+    denoised: torch.Tensor  # x̂₀: the clean latents the UNet's prediction implies at this step
     preview: Image.Image | None = None  # made in the job when previews need a model (fast decoder, safety checker)
+    denoised_preview: Image.Image | None = None  # ... the same for x̂₀
+
+
+# What the live preview, the trajectory gallery and the GIF show of each step (label, value).
+VIEWS = [("x_t and x̂₀ side by side", "both"), ("x̂₀: the clean image the UNet predicts", "denoised"),
+         ("x_t: the noisy latents", "noisy")]
+DEFAULT_VIEW = "both"
 
 
 def zerogpu_decorator() -> Callable | None:
@@ -104,14 +113,16 @@ class ModelRunner:
             def task(updates):
                 return job(self.models, self.settings, *args, updates)
 
-            step_pictures = []
+            noisy_pictures, denoised_pictures = [], []
             for kind, value in stream_task(task, self.slots):
                 if kind == "step":
                     value = self._step(*value)
-                    step_pictures.append(value.preview)
+                    noisy_pictures.append(value.preview)
+                    denoised_pictures.append(value.denoised_preview)
                 elif kind == "done" and self.models.safety_filter is not None:
-                    reuse = step_pictures if self.settings.preview == "approx" else None  # already screened
-                    attach_trajectory_previews(self.models, value, reuse)
+                    reuse = self.settings.preview == "approx"  # the live previews are those pictures, screened
+                    attach_trajectory_previews(self.models, value, noisy_pictures if reuse else None,
+                                               denoised_pictures if reuse else None)
                 yield kind, value
         except gr.Error:
             raise
@@ -122,12 +133,12 @@ class ModelRunner:
             raise gr.Error(f"The server hit an unexpected {type(err).__name__}; it was logged. Please try again."
                            ) from None
 
-    def _step(self, index: int, timestep: int, latents: torch.Tensor) -> Step:
-        preview = None
-        if self.previews_need_models and self.settings.preview != "none":
-            preview = preview_image(self.models, latents, preview_size(self.models, latents),
-                                    fast=self.settings.preview == "fast")
-        return Step(index, timestep, latents, preview)
+    def _step(self, index: int, timestep: int, latents: torch.Tensor, denoised: torch.Tensor) -> Step:
+        if not self.previews_need_models or self.settings.preview == "none":
+            return Step(index, timestep, latents, denoised)
+        size, fast = preview_size(self.models, latents), self.settings.preview == "fast"
+        return Step(index, timestep, latents, denoised, preview_image(self.models, latents, size, fast),
+                    preview_image(self.models, denoised, size, fast))
 
 
 def linear_picture(latents: torch.Tensor, size: tuple[int, int]) -> Image.Image:
@@ -152,29 +163,57 @@ def preview_image(models: Models, latents: torch.Tensor, size: tuple[int, int], 
     return preview
 
 
-def attach_trajectory_previews(models: Models, result: Any, screened: list | None = None) -> None:
-    """With the safety checker on, the trajectory's pictures are screened in the job, where the checker runs
-    (`screened`: the live previews, when they are those same pictures)."""
-    trajectory = getattr(result, "trajectory", None)
-    if not trajectory:
+def attach_trajectory_previews(models: Models, result: Any, screened: list | None = None,
+                               screened_denoised: list | None = None) -> None:
+    """With the safety checker on, the trajectory's pictures (x_t and x̂₀) are screened in the job, where the checker
+    runs (`screened...`: the live previews, when they are those same pictures)."""
+    if not getattr(result, "trajectory", None):
         return
-    if screened is not None and len(screened) == len(trajectory) and all(p is not None for p in screened):
-        result.trajectory_previews = list(screened)
-    else:
-        result.trajectory_previews = [preview_image(models, latents, result.image.size) for latents in trajectory]
+    result.trajectory_previews = _screened(models, result.trajectory, result.image.size, screened)
+    result.denoised_previews = _screened(models, result.denoised_trajectory, result.image.size, screened_denoised)
 
 
-def trajectory_pictures(models: Models, result: Any) -> list[Image.Image]:
-    """The trajectory as pictures: made in the job (screened) when they need a model, else here (linear)."""
-    if result.trajectory_previews is not None:
-        return result.trajectory_previews
-    return [linear_picture(latents, result.image.size) for latents in result.trajectory]
+def _screened(models: Models, steps: list, size: tuple[int, int], made: list | None) -> list[Image.Image]:
+    if made is not None and len(made) == len(steps) and all(p is not None for p in made):
+        return list(made)
+    return [preview_image(models, latents, size) for latents in steps]
 
 
-def live_picture(runner: ModelRunner, step: Step) -> Image.Image | dict:
-    """The live view of one step: the job's preview, the linear one made here, or gr.skip() with previews off."""
+def trajectory_pictures(models: Models, result: Any, view: str = DEFAULT_VIEW) -> list[Image.Image]:
+    """The trajectory as pictures in the chosen view: made in the job (screened) when they need a model, else here
+    (linear)."""
+    noisy = result.trajectory_previews or [linear_picture(x, result.image.size) for x in result.trajectory]
+    if view == "noisy":
+        return noisy
+    denoised = result.denoised_previews or [linear_picture(x, result.image.size) for x in result.denoised_trajectory]
+    return denoised if view == "denoised" else [side_by_side(a, b) for a, b in zip(noisy, denoised, strict=True)]
+
+
+def live_picture(runner: ModelRunner, step: Step, view: str = DEFAULT_VIEW) -> Image.Image | dict:
+    """The live view of one step: the job's previews or the linear ones made here, or gr.skip() with previews off."""
     if runner.settings.preview == "none":
         return gr.skip()
-    if step.preview is not None:
-        return step.preview
-    return linear_picture(step.latents, preview_size(runner.models, step.latents))
+    size = preview_size(runner.models, step.latents)
+    noisy = step.preview or (linear_picture(step.latents, size) if view != "denoised" else None)
+    denoised = step.denoised_preview or (linear_picture(step.denoised, size) if view != "noisy" else None)
+    return {"noisy": noisy, "denoised": denoised}.get(view) or side_by_side(noisy, denoised)
+
+
+SIDE_BY_SIDE_GAP = 8  # px of white between x_t and x̂₀
+
+
+def side_by_side(noisy: Image.Image, denoised: Image.Image) -> Image.Image:
+    """x_t on the left, x̂₀ on the right."""
+    width, height = noisy.size
+    both = Image.new("RGB", (2 * width + SIDE_BY_SIDE_GAP, height), "white")
+    both.paste(noisy.convert("RGB"), (0, 0))
+    both.paste(denoised.convert("RGB").resize(noisy.size), (width + SIDE_BY_SIDE_GAP, 0))
+    return both
+
+
+def check_view(view: str) -> str:
+    """The view an API caller asked for, or a ValueError naming the allowed ones."""
+    allowed = [value for _, value in VIEWS]
+    if view not in allowed:
+        raise ValueError(f"view {view!r} is unknown; choose one of: {', '.join(allowed)}")
+    return view

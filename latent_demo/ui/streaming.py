@@ -19,10 +19,10 @@ class TaskUpdates:
     def __init__(self, updates: queue.Queue, stop: threading.Event):
         self._updates, self._stop = updates, stop
 
-    def __call__(self, i, t, latents) -> None:
+    def __call__(self, i, t, latents, denoised) -> None:
         if self._stop.is_set():
             raise Cancelled()
-        self._updates.put(("step", (i, int(t), latents.detach().float().cpu())))
+        self._updates.put(("step", (i, int(t), latents.detach().float().cpu(), denoised.detach().float().cpu())))
 
     def frame(self, index: int, result: Any) -> None:
         self._updates.put(("frame", (index, result)))
@@ -30,8 +30,8 @@ class TaskUpdates:
 
 def stream_task(task: Callable[[TaskUpdates], Any], model_slots: threading.Semaphore
                 ) -> Iterator[tuple[str, Any]]:
-    """Run `task(updates)` in a worker thread; yield ("step", (i, t, latents)) per step, ("frame", (i, result)) per
-    finished frame, then ("done", result).
+    """Run `task(updates)` in a worker thread; yield ("step", (i, t, latents, denoised)) per step,
+    ("frame", (i, result)) per finished frame, then ("done", result).
 
     Gradio closes this generator on its event loop when the visitor presses Cancel (or leaves), so the `finally`
     must not block: it only asks the loop to stop at its next step. The worker holds one of the model slots until it

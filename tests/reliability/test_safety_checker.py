@@ -38,7 +38,7 @@ def test_results_and_previews_are_screened(models, settings, flag_everything):
     params = GenerateParams(prompt="a fox", seed=2, num_inference_steps=2, width=64, height=64)
     previews = []
     result = tasks.generate(screened, params, settings,
-                            callback=lambda i, t, latents: previews.append(
+                            callback=lambda i, t, latents, denoised: previews.append(
                                 preview_image(screened, latents, (64, 64), fast=False)))
     pictures = [np.asarray(result.image)] + [np.asarray(p) for p in previews]
     assert result.flagged == flag_everything and len(previews) == 2
