@@ -29,6 +29,7 @@ RANGE_BITS = 2 * 16  # per channel of a quantized variant: its min and max as 16
 SQUEEZES = {"pool ×2": ("pool", 2), "pool ×4": ("pool", 4), "3 channels": ("channels", 3),
             "2 channels": ("channels", 2), "8-bit": ("bits", 8), "4-bit": ("bits", 4), "2-bit": ("bits", 2)}
 DEFAULT_SQUEEZES = list(SQUEEZES)
+FULL_DECODER, FAST_DECODER, LINEAR_DECODER = "full VAE decoder", "fast decoder (TAESD size)", "linear 4×3 map"
 
 
 @dataclass(frozen=True)
@@ -94,11 +95,11 @@ def compare_compression(models: Models, image: Image.Image, settings: Settings,
         return Decoded(label, pixels_to_pil(decoded), psnr(pixels, decoded), seconds, bits, pixel_bits / bits)
 
     # 2. The decoders, all from the same latents
-    decoders = [measured("full VAE decoder", lambda: latents_to_pixels(models.vae, latents), stored)]
+    decoders = [measured(FULL_DECODER, lambda: latents_to_pixels(models.vae, latents), stored)]
     if models.fast_decoder is not None:
-        decoders.append(measured("fast decoder (TAESD size)",
+        decoders.append(measured(FAST_DECODER,
                                  lambda: latents_to_pixels(models.fast_decoder, latents), stored))
-    decoders.append(measured("linear 4×3 map", lambda: linear_decode(latents, prepared.size), stored))
+    decoders.append(measured(LINEAR_DECODER, lambda: linear_decode(latents, prepared.size), stored))
     # 3. Squeezed further, decoded by the full VAE
     squeezed = []
     for name in names:

@@ -16,7 +16,9 @@ from latent_demo.ui import (
     inpaint_tab,
     no_url_fetch,
     noise_tab,
+    quiz_tab,
     seed_walk_tab,
+    why_latents_tab,
 )
 from latent_demo.ui.common import TabContext
 from latent_demo.ui.examples import ASSETS
@@ -43,14 +45,14 @@ def offline_banner(models: Models) -> str:
             "and steps of the latent flow, but the pictures are noise-like, not photos." + reason)
 
 
-TABS = (encode_tab, generate_tab, img2img_tab, inpaint_tab, noise_tab, seed_walk_tab)
+TABS = (encode_tab, generate_tab, img2img_tab, inpaint_tab, noise_tab, seed_walk_tab, why_latents_tab, quiz_tab)
 
 
 def model_runner(models: Models, settings: Settings) -> ModelRunner:
     """The runner with every tab's jobs registered."""
     runner = ModelRunner(models, settings)
     for tab in TABS:
-        for name, (job, estimate) in tab.JOBS.items():
+        for name, (job, estimate) in getattr(tab, "JOBS", {}).items():
             runner.register(name, job, estimate)
     return runner
 
@@ -64,8 +66,10 @@ def build_app(models: Models, settings: Settings) -> gr.Blocks:
         if models.is_untrained:
             gr.Markdown(offline_banner(models), elem_id="offline-banner")
         encoded = gr.State(None, time_to_live=settings.state_ttl_s)
+        lesson = gr.State(None, time_to_live=settings.state_ttl_s)
         with gr.Tabs() as tabs:
-            ctx = TabContext(models=models, settings=settings, encoded=encoded, runner=model_runner(models, settings))
+            ctx = TabContext(models=models, settings=settings, encoded=encoded, runner=model_runner(models, settings),
+                             lesson=lesson)
             with gr.Tab("1 · Encode", id="encode"):
                 encode = encode_tab.build(ctx)
             with gr.Tab("2 · Generate", id="generate"):
@@ -78,6 +82,10 @@ def build_app(models: Models, settings: Settings) -> gr.Blocks:
                 noise_tab.build(ctx)
             with gr.Tab("6 · Seed walk", id="seed-walk"):
                 seed_walk_tab.build(ctx)
+            with gr.Tab("7 · Why latents", id="why-latents"):
+                why_latents_tab.build(ctx)
+            with gr.Tab("8 · Check yourself", id="quiz"):
+                quiz_tab.build(ctx)
         _wire_sends(encode, img2img, inpaint, encoded, tabs)
     demo.queue(max_size=settings.queue_max_size, default_concurrency_limit=settings.concurrency_limit)
     return demo

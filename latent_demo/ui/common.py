@@ -31,6 +31,7 @@ class TabContext:
     settings: Settings
     encoded: gr.State  # per visitor: {"latents": tensor, "image": PIL} from the Encode tab
     runner: ModelRunner  # runs model work where the GPU is (this process or a ZeroGPU worker)
+    lesson: gr.State  # per visitor: the figures the tabs showed them (quiz.LessonNumbers' fields), for the quiz
 
     def model_job(self, **kwargs) -> dict:
         """Event options for anything that runs the models: one shared queue slot and a stable API name."""

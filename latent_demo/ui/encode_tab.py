@@ -5,8 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import gradio as gr
+import pandas as pd
 from PIL import Image
 
+from latent_demo.compression import (
+    DEFAULT_SQUEEZES,
+    LINEAR_DECODER,
+    SQUEEZES,
+    CompressionReport,
+    Decoded,
+    compare_compression,
+)
 from latent_demo.config import Settings
 from latent_demo.encoding import EncodeReport, encode_image
 from latent_demo.gpu_budget import fitted_size, vae_seconds
@@ -39,6 +48,13 @@ def describe(report: EncodeReport, source: str) -> str:
             f"Timing: encode {t['encode']:.2f} s · decode {t['decode']:.2f} s · total {t['total']:.2f} s")
 
 
+COMPRESS_INTRO = """### What compression keeps
+The same latents through each decoder, then squeezed further before the full VAE decodes them: pooled (fewer latent
+cells), fewer channels (the rest set to 0), or fewer bits per value. Sizes are counted in **bits as stored**: pixels
+8 bits a value, latents 16-bit floats, so the VAE's 48× fewer values are 24× fewer bits. Two classic mistakes show up
+here: judging latents by a weak decoder, and squeezing until the structure is gone."""
+
+
 def encode_job(models: Models, settings: Settings, image: Image.Image, fast_decode: bool, updates) -> EncodeReport:
     """Runs where the GPU is."""
     return encode_image(models, image, settings, fast_decode=fast_decode)
@@ -49,19 +65,65 @@ def encode_seconds(settings: Settings, image: Image.Image, fast_decode: bool) ->
     return vae_seconds(width, height, passes=2)
 
 
-JOBS = {"encode": (encode_job, encode_seconds)}  # what this tab runs where the GPU is (registered by ui/app.py)
+def compress_job(models: Models, settings: Settings, image: Image.Image, squeezes: list[str], updates
+                 ) -> CompressionReport:
+    """Runs where the GPU is."""
+    return compare_compression(models, image, settings, squeezes)
+
+
+def compress_seconds(settings: Settings, image: Image.Image, squeezes: list[str]) -> int:
+    width, height = fitted_size(*image.size, settings.max_image_side)
+    return vae_seconds(width, height, passes=3 + len(squeezes))  # encode, two decoders, one decode per squeeze
+
+
+# what this tab runs where the GPU is (registered by ui/app.py)
+JOBS = {"encode": (encode_job, encode_seconds), "compress": (compress_job, compress_seconds)}
 
 
 @user_errors
-def encode(ctx: TabContext, image, fast_decode):
+def encode(ctx: TabContext, image, fast_decode, lesson=None):
     report = ctx.runner.run("encode", common.load_upload(image, ctx.settings), bool(fast_decode))
     scale = common.channel_scale(report.latents)
     gallery = [(common.upscale(image, scale), f"channel {s.channel}: mean {s.mean:+.2f}, std {s.std:.2f}")
                for image, s in zip(report.channel_images, report.stats, strict=True)]
     source = "fast decoder" if fast_decode else "full VAE decoder"
     state = {"latents": report.latents, "image": report.image}
+    figures = {"pixel_values": report.facts.pixel_values, "latent_values": report.facts.latent_values}
+    if not fast_decode:
+        figures["psnr_db"] = report.psnr_db
     return (gallery, describe(report, source), report.image, report.reconstruction, report.error_map,
-            latents_file(report.latents, ctx.models), state)
+            latents_file(report.latents, ctx.models), state, {**(lesson or {}), **figures})
+
+
+def decoded_caption(decoded: Decoded) -> str:
+    return f"{decoded.label}: {decoded.psnr_db:.1f} dB, {decoded.ratio:.0f}× fewer bits, {decoded.seconds:.2f} s"
+
+
+def psnr_curve(report: CompressionReport) -> pd.DataFrame:
+    """PSNR against compression, one line per kind of squeeze, each starting from the unsqueezed latents."""
+    full = report.decoders[0]
+    rows = []
+    for kind in dict.fromkeys(kind for kind, _ in SQUEEZES.values()):
+        points = [full] + [d for d in report.squeezed if SQUEEZES[d.label][0] == kind]
+        rows += [(d.ratio, d.psnr_db, kind, d.label) for d in points] if len(points) > 1 else []
+    return pd.DataFrame(rows, columns=["compression (× fewer bits)", "PSNR (dB)", "squeeze", "variant"])
+
+
+def compress_table(report: CompressionReport) -> str:
+    rows = "\n".join(f"| {d.label} | {d.stored_bits:,} | {d.ratio:.0f}× | {d.psnr_db:.2f} dB | {d.seconds:.2f} s |"
+                     for d in report.decoders + report.squeezed)
+    return (f"The original: {report.image.width}×{report.image.height}×3 × 8 bits = **{report.pixel_bits:,} bits**."
+            f"\n\n| decoded from | bits stored | fewer bits | PSNR vs original | decode time |\n"
+            f"|---|---|---|---|---|\n{rows}")
+
+
+@user_errors
+def compress(ctx: TabContext, image, squeezes, lesson):
+    report = ctx.runner.run("compress", common.load_upload(image, ctx.settings), list(squeezes or []))
+    linear = next(d for d in report.decoders if d.label == LINEAR_DECODER)
+    return ([(d.image, decoded_caption(d)) for d in report.decoders],
+            [(d.image, decoded_caption(d)) for d in report.squeezed], psnr_curve(report), compress_table(report),
+            {**(lesson or {}), "psnr_db": report.decoders[0].psnr_db, "linear_psnr_db": linear.psnr_db})
 
 
 def build(ctx: TabContext) -> EncodeTab:
@@ -88,8 +150,28 @@ def build(ctx: TabContext) -> EncodeTab:
         with gr.Column():
             to_img2img = gr.Button("Use these latents in img2img →", elem_id="send-img2img")
             to_inpaint = gr.Button("Use this image for inpainting →", elem_id="send-inpaint")
-    outputs = [channels, facts, original, reconstruction, error_map, download, ctx.encoded]
-    run.click(handler, [image, fast], outputs, **ctx.model_job(api_name="encode"))
-    ctx.examples([[path] for path in example_images()], [image], handler, [image, fast], outputs,
+    outputs = [channels, facts, original, reconstruction, error_map, download, ctx.encoded, ctx.lesson]
+    run.click(handler, [image, fast, ctx.lesson], outputs, **ctx.model_job(api_name="encode"))
+    ctx.examples([[path] for path in example_images()], [image], handler, [image, fast, ctx.lesson], outputs,
                  "Examples (click one to encode it)")
+    build_compression(ctx, image)
     return EncodeTab(send_to_img2img=to_img2img, send_to_inpaint=to_inpaint)
+
+
+def build_compression(ctx: TabContext, image: gr.Image) -> None:
+    """The 'What compression keeps' section, on the Encode tab's image."""
+    gr.Markdown(COMPRESS_INTRO)
+    with gr.Row():
+        squeezes = gr.CheckboxGroup(list(SQUEEZES), value=DEFAULT_SQUEEZES, label="Squeeze the latents further",
+                                    elem_id="compress-squeezes")
+        run = gr.Button("Compare decoders and squeeze", elem_id="compress-button")
+    decoders = gr.Gallery(label="The same latents, each decoder (PSNR against the original)", columns=3,
+                          height="auto", format="png", elem_id="compress-decoders")
+    squeezed = gr.Gallery(label="Squeezed further, decoded by the full VAE", columns=4, height="auto", format="png",
+                          elem_id="compress-squeezed")
+    with gr.Row():
+        curve = gr.LinePlot(x="compression (× fewer bits)", y="PSNR (dB)", color="squeeze",
+                            title="PSNR against compression", elem_id="compress-curve")
+        table = gr.Markdown(elem_id="compress-table")
+    run.click(bound(compress, ctx), [image, squeezes, ctx.lesson], [decoders, squeezed, curve, table, ctx.lesson],
+              **ctx.model_job(api_name="compress"))

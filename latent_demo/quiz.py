@@ -1,0 +1,102 @@
+"""Check yourself: the lesson's six questions, marked, each answer explained with the visitor's own numbers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Question:
+    key: str
+    text: str
+    choices: tuple[str, ...]
+    answer: str  # one of choices
+    why: str  # the explanation, with {placeholders} filled from LessonNumbers.fields()
+
+
+QUESTIONS = (
+    Question("purpose", "What is the main purpose of latent space?",
+             ("To store the training images", "To hold a compressed representation that keeps what matters",
+              "To add noise to images", "To translate text into pixels"),
+             "To hold a compressed representation that keeps what matters",
+             "Encode tab: {pixel_values} pixel values became {latent_values} latents ({value_ratio}× fewer), and "
+             "the full VAE rebuilt the image at {psnr} PSNR."),
+    Question("benefit", "What is the main benefit of denoising in latent space?",
+             ("Sharper images than pixel diffusion", "Far less computation and memory per step",
+              "No need for a text encoder", "Fewer random seeds to choose from"),
+             "Far less computation and memory per step",
+             "Why latents tab: one UNet step on pixels costs {flop_ratio}× the FLOPs of the same step on latents, "
+             "and its largest attention layer would hold {attention_ratio}× the scores."),
+    Question("encoder", "Which component creates the latent representation?",
+             ("The UNet", "The VAE encoder", "The text encoder", "The scheduler"),
+             "The VAE encoder",
+             "Encode tab: the VAE encoder turned your image into the 4 latent channels shown there; every 8×8×3 "
+             "patch of pixels became 4 numbers."),
+    Question("where", "Where does modern diffusion (Stable Diffusion and its successors) usually operate?",
+             ("Directly on pixels", "In a learned latent space", "In the frequency domain", "On text tokens"),
+             "In a learned latent space",
+             "Generate tab: the run starts from the seed's noise latents (4 channels, 1/8 of the image's side) and "
+             "only the final latents go through the VAE decoder."),
+    Question("reason", "What is the main reason for latent diffusion?",
+             ("Pixel-space diffusion at high resolution is too expensive", "Latents are easier to draw by hand",
+              "The VAE makes images more colourful", "Text prompts only work on latents"),
+             "Pixel-space diffusion at high resolution is too expensive",
+             "Why latents tab: a {steps}-step image on pixels would take about {pixel_image_time} on this machine, "
+             "against {latent_image_time} on latents."),
+    Question("decoder", "What reconstructs data from latent space?",
+             ("The VAE decoder", "The UNet", "The noise scheduler", "The safety checker"),
+             "The VAE decoder",
+             "Encode tab, 'What compression keeps': the full VAE decoder gave {psnr}, the cheap linear 4×3 map "
+             "only {linear_psnr}."),
+)
+
+
+@dataclass(frozen=True)
+class LessonNumbers:
+    """The figures the explanations quote: the visitor's own where they ran the tab, else the loaded model's."""
+
+    pixel_values: int
+    latent_values: int
+    flop_ratio: float
+    attention_ratio: float
+    steps: int
+    pixel_image_seconds: float | None = None  # from the Why latents tab, once it has run
+    latent_image_seconds: float | None = None
+    psnr_db: float | None = None  # from the Encode tab, once an image was encoded
+    linear_psnr_db: float | None = None  # from 'What compression keeps', once it has run
+
+    def fields(self) -> dict[str, str]:
+        def maybe(value: float | None, unit: str, fmt: str, tab: str) -> str:
+            return f"{value:{fmt}} {unit}" if value is not None else f"(run the {tab} to see it)"
+
+        return {"pixel_values": f"{self.pixel_values:,}", "latent_values": f"{self.latent_values:,}",
+                "value_ratio": f"{self.pixel_values / self.latent_values:.0f}",
+                "flop_ratio": f"{self.flop_ratio:,.0f}", "attention_ratio": f"{self.attention_ratio:,.0f}",
+                "steps": str(self.steps),
+                "pixel_image_time": maybe(self.pixel_image_seconds, "s", ",.0f", "Why latents tab"),
+                "latent_image_time": maybe(self.latent_image_seconds, "s", ",.1f", "Why latents tab"),
+                "psnr": maybe(self.psnr_db, "dB", ".1f", "Encode tab"),
+                "linear_psnr": maybe(self.linear_psnr_db, "dB", ".1f", "compression comparison")}
+
+
+@dataclass(frozen=True)
+class Mark:
+    question: str
+    chosen: str | None
+    right: bool
+    answer: str
+    why: str
+
+
+def check_answers(answers: list[str | None], numbers: LessonNumbers) -> list[Mark]:
+    """One Mark per question, in order. No answer counts as wrong; an answer not among the choices is an error."""
+    if len(answers) != len(QUESTIONS):
+        raise ValueError(f"expected {len(QUESTIONS)} answers, got {len(answers)}")
+    fields = numbers.fields()
+    marks = []
+    for question, chosen in zip(QUESTIONS, answers, strict=True):
+        if chosen is not None and chosen not in question.choices:
+            raise ValueError(f"{chosen!r} is not one of the answers to {question.text!r}")
+        marks.append(Mark(question.text, chosen, chosen == question.answer, question.answer,
+                          question.why.format(**fields)))
+    return marks
