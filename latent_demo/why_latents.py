@@ -60,7 +60,7 @@ class WhyLatents:
 
     @property
     def pixel_step_seconds(self) -> float:
-        """An estimate at the latent step's FLOP rate (optimistic: the pixel step's memory would not even fit)."""
+        """An estimate at the latent step's FLOP rate (optimistic: the pixel step's larger activations run slower)."""
         return self.latent_step_seconds * self.flop_ratio
 
     def image_seconds(self, step_seconds: float) -> float:

@@ -7,7 +7,6 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from latent_demo.compression import SQUEEZES
 from latent_demo.images import prepare_image
 from latent_demo.quiz import QUESTIONS
 from latent_demo.ui.examples import asset
@@ -21,24 +20,25 @@ def client(configured_client):
     return configured_client
 
 
-@pytest.mark.parametrize("view, width", [("both", 2 * SIDE + SIDE_BY_SIDE_GAP), ("denoised", SIDE), ("noisy", SIDE)])
-def test_generate_shows_each_step_in_the_chosen_view(client, view, width):
-    outputs = client.predict("a fox", "", 3, False, 3, 0.0, "DPM++ 2M", SIDE, SIDE, False, view,
-                             api_name="/generate")
-    trajectory, status = outputs[4], outputs[6]
-    assert len(trajectory) == 4  # three steps, then the decode
-    assert [Image.open(item["image"]).width for item in trajectory] == [width] * 3 + [SIDE]
+def generate(client, scheduler: str, view: str) -> tuple[list[Image.Image], str]:
+    """Three steps: (the trajectory gallery's pictures, the status line)."""
+    outputs = client.predict("a fox", "", 3, False, 3, 0.0, scheduler, SIDE, SIDE, False, view, api_name="/generate")
+    return [Image.open(item["image"]) for item in outputs[4]], outputs[6]
+
+
+def test_generate_shows_both_views_side_by_side(client):
+    pictures, status = generate(client, "DPM++ 2M", "both")
+    assert [p.width for p in pictures] == [2 * SIDE + SIDE_BY_SIDE_GAP] * 3 + [SIDE]  # 3 steps, then the decode
     assert "x̂₀ per step: computed from the UNet output" in status  # DPM++ 2M gives no estimate of its own
 
 
 def test_the_last_steps_prediction_looks_like_the_result(client):
-    """Euler's last step lands on σ = 0: its x̂₀ picture is the final latents' picture, unlike its first."""
-    outputs = client.predict("a fox", "", 3, False, 3, 0.0, "Euler", SIDE, SIDE, False, "denoised",
-                             api_name="/generate")
-    noisy = client.predict("a fox", "", 3, False, 3, 0.0, "Euler", SIDE, SIDE, False, "noisy", api_name="/generate")
-    last_denoised = Image.open(outputs[4][2]["image"]).tobytes()
-    assert last_denoised == Image.open(noisy[4][2]["image"]).tobytes()  # x_t at the end is x̂₀
-    assert Image.open(outputs[4][0]["image"]).tobytes() != Image.open(noisy[4][0]["image"]).tobytes()
+    """Euler's last step lands on σ = 0: its x̂₀ picture is the final latents' picture; the first one differs."""
+    denoised, status = generate(client, "Euler", "denoised")
+    noisy, _ = generate(client, "Euler", "noisy")
+    assert [p.width for p in denoised] == [p.width for p in noisy] == [SIDE] * 4
+    assert denoised[2].tobytes() == noisy[2].tobytes() and denoised[0].tobytes() != noisy[0].tobytes()
+    assert "x̂₀ per step: the scheduler's pred_original_sample" in status
 
 
 def test_an_unknown_view_is_refused(client):
@@ -57,10 +57,10 @@ def test_why_latents_counts_both_steps(client):
 
 
 def test_compress_compares_decoders_and_squeezes(client):
-    decoders, squeezed, curve, table = client.predict(handle_file(asset("coffee.png")), list(SQUEEZES),
-                                                      api_name="/compress")
+    chosen = ["pool ×2", "2 channels", "4-bit"]  # one of each kind (all of them: tests/test_compression.py)
+    decoders, squeezed, curve, table = client.predict(handle_file(asset("coffee.png")), chosen, api_name="/compress")
     assert [item["caption"].split(":")[0] for item in decoders] == ["full VAE decoder", "linear 4×3 map"]
-    assert [item["caption"].split(":")[0] for item in squeezed] == list(SQUEEZES)
+    assert [item["caption"].split(":")[0] for item in squeezed] == chosen
     width, height = prepare_image(Image.open(asset("coffee.png")), SIDE, 64, 8).size
     for item in decoders + squeezed:
         assert Image.open(item["image"]).size == (width, height)

@@ -71,7 +71,7 @@ def describe(report: WhyLatents) -> str:
             f"**{pixel.values / latent.values:,.0f}× more values cost {report.flop_ratio:,.0f}× the FLOPs.** "
             f"Convolutions grow with the number of values; attention compares every token with every other, so "
             f"{token_ratio:,.0f}× the tokens means {token_ratio**2:,.0f}× the scores. The pixel time assumes this "
-            f"machine's FLOP rate on latents, which is optimistic: those activations would not fit in its memory. "
+            f"machine keeps the FLOP rate it reaches on latents (optimistic: larger activations run slower). "
             f"Memory counts the model's dtype, batch 1, with attention computed without storing its scores (as "
             f"PyTorch's fused attention does); weights are not counted.")
 

@@ -1,0 +1,78 @@
+"""The lesson's views used through the page (float32 app, this CPU's default): x̂₀ per step, what compression keeps,
+why latents, and the quiz marked in the page with the visitor's own numbers. Screenshots go to artifacts/."""
+
+import pytest
+from playwright.sync_api import Page, expect
+from test_browser import SLOW, open_tab, opened, served_image, shot
+
+from latent_demo.quiz import QUESTIONS
+from latent_demo.ui.model_work import SIDE_BY_SIDE_GAP
+
+SIDE = 128  # px: small runs, the pictures' shapes still checked
+
+
+@pytest.fixture
+def visitor(page: Page, app_url):
+    yield from opened(page, app_url, "")
+
+
+def test_generate_shows_the_predicted_clean_image_beside_the_noisy_latents(visitor: Page):
+    open_tab(visitor, "2 · Generate")
+    visitor.locator("#generate-steps input[type=number]").fill("4")
+    for side in ("width", "height"):
+        visitor.locator(f"#generate-{side} input[type=number]").fill(str(SIDE))
+    expect(visitor.locator("#generate-view input:checked")).to_have_value("both")
+    visitor.locator("#generate-button").click()
+    served_image(visitor, "#generate-final")
+    expect(visitor.locator("#generate-trajectory img")).to_have_count(5, timeout=SLOW)  # 4 steps + decoded
+    first_step = served_image(visitor, "#generate-trajectory")
+    assert first_step.shape[:2] == (SIDE, 2 * SIDE + SIDE_BY_SIDE_GAP)  # x_t | x̂₀
+    expect(visitor.locator("#generate-status")).to_contain_text("x̂₀ per step: the scheduler's")
+    shot(visitor, "lesson-1-denoised-steps")
+    visitor.locator("#generate-view label", has_text="x̂₀: the clean image").click()
+    shown = visitor.locator("#generate-trajectory img").first
+    previous = shown.get_attribute("src")
+    visitor.locator("#generate-button").click()
+    expect(shown).not_to_have_attribute("src", previous, timeout=SLOW)  # the new run's trajectory
+    expect(visitor.locator("#generate-trajectory img")).to_have_count(5, timeout=SLOW)
+    assert served_image(visitor, "#generate-trajectory").shape[:2] == (SIDE, SIDE)
+
+
+def test_encode_then_compare_decoders_and_squeeze(visitor: Page):
+    visitor.locator("button:has(img[src*='astronaut'])").first.click()
+    expect(visitor.locator("#encode-facts")).to_contain_text("48× fewer", timeout=SLOW)
+    visitor.locator("#compress-button").click()
+    expect(visitor.locator("#compress-decoders img")).to_have_count(2, timeout=SLOW)  # full VAE, linear map
+    expect(visitor.locator("#compress-squeezed img")).to_have_count(7, timeout=SLOW)
+    expect(visitor.locator("#compress-table")).to_contain_text("512×512×3 × 8 bits = 6,291,456 bits")
+    expect(visitor.locator("#compress-table")).to_contain_text("pool ×4")
+    expect(visitor.locator("#compress-squeezed")).to_contain_text("384× fewer bits")  # pool ×4: 64×64×4/16 × 16
+    expect(visitor.locator("#compress-curve canvas, #compress-curve svg").first).to_be_visible(timeout=SLOW)
+    shot(visitor, "lesson-2-compression")
+
+
+def test_why_latents_counts_the_loaded_unet(visitor: Page):
+    open_tab(visitor, "7 · Why latents")
+    visitor.locator("#why-button").click()
+    table = visitor.locator("#why-table")
+    expect(table).to_contain_text("4×64×64 = 16,384", timeout=SLOW)
+    expect(table).to_contain_text("3×512×512 = 786,432")
+    expect(table).to_contain_text("(measured)")
+    expect(table).to_contain_text("× the FLOPs")
+    shot(visitor, "lesson-3-why-latents")
+
+
+def test_the_quiz_is_marked_in_the_page_with_the_visitors_numbers(visitor: Page):
+    visitor.locator("button:has(img[src*='coffee'])").first.click()  # the visitor's own image: 512×336
+    expect(visitor.locator("#encode-facts")).to_contain_text("fewer", timeout=SLOW)
+    open_tab(visitor, "8 · Check yourself")
+    for question in QUESTIONS:
+        wrong = question.choices[(question.choices.index(question.answer) + 1) % len(question.choices)]
+        choice = wrong if question.key == "encoder" else question.answer
+        visitor.locator(f"#quiz-{question.key} label", has_text=choice).click()
+    visitor.locator("#quiz-button").click()
+    marks = visitor.locator("#quiz-marks")
+    expect(marks).to_contain_text("5 of 6 right", timeout=SLOW)
+    expect(marks).to_contain_text("❌ Not quite. The answer: The VAE encoder")
+    expect(marks).to_contain_text("516,096 pixel values became 10,752 latents")  # the coffee image, not 512×512
+    shot(visitor, "lesson-4-quiz")
