@@ -16,19 +16,22 @@ from diffusers import StableDiffusionPipeline
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks import components, processes
-from benchmarks.harness import Config, Row, alternate, verdict
+from benchmarks.harness import Config, Row, alternate, seconds, verdict
+from latent_demo.compression import SQUEEZES, compare_compression
 from latent_demo.config import Settings
 from latent_demo.encoding import encode_image
 from latent_demo.images import open_image, pil_to_pixels
-from latent_demo.latents import convolution_layout, latents_to_pixels, latents_to_rgb_preview
+from latent_demo.latents import convolution_layout, latents_to_pixels, latents_to_rgb_preview, pixels_to_latents
+from latent_demo.models import choose_dtypes
 from latent_demo.params import GenerateParams
 from latent_demo.sampling import predicted_original
 from latent_demo.schedulers import make_scheduler
 from latent_demo.tasks import generate
 from latent_demo.ui.examples import asset
 from latent_demo.ui.model_work import linear_picture, side_by_side
+from latent_demo.why_latents import clear_caches, counted_step_cost, why_latents
 
-SECTIONS = ["turbo", "encode", "unet", "generate", "app"]
+SECTIONS = ["turbo", "encode", "unet", "generate", "lesson", "app"]
 
 
 def bench_turbo(cfg: Config, settings: Settings) -> list[Row]:
@@ -195,6 +198,33 @@ def bench_generate_vs_diffusers(cfg: Config, settings: Settings, models) -> list
 
 
 @torch.inference_mode()
+def bench_lesson(cfg: Config, settings: Settings, models) -> list[Row]:
+    """The lesson's views: the why-latents panel (first visit and cached) and the over-compression view."""
+    clear_caches()
+    side, latent_side = cfg.size, cfg.size // models.vae_scale_factor
+    channels = models.unet.config.in_channels
+    count_s = seconds(lambda: (counted_step_cost(models.unet, channels, latent_side, latent_side),
+                               counted_step_cost(models.unet, 3, side, side)))
+    first_s = seconds(lambda: why_latents(models, side, side))  # counts cached: the warm-up and the timed call
+    cached_s = seconds(lambda: why_latents(models, side, side))
+    rows = [Row("why-latents panel: counting both UNet steps on shapes (first visit)", f"{count_s:.2f} s", "",
+                None, "≤ 2 s", verdict(cfg, count_s <= 2.0)),
+            Row("… + timing one latent UNet call (a warm-up call and the timed one, first visit)", f"{first_s:.2f} s"),
+            Row("… a later visit (cached per model and size)", f"{cached_s * 1e3:.1f} ms", "", None, "≤ 2 s",
+                verdict(cfg, cached_s <= 2.0))]
+    image = open_image(asset("astronaut.png"), settings.max_image_pixels)
+    latents = pixels_to_latents(models.vae, pil_to_pixels(image.resize((side, side))))
+    names = list(SQUEEZES)
+    times = alternate({"all": lambda: compare_compression(models, image, settings, names),
+                       "none": lambda: compare_compression(models, image, settings, []),
+                       "decode": lambda: latents_to_pixels(models.vae, latents)}, cfg.reps)
+    per_variant = (times["all"] - times["none"]) / len(names)
+    rows.append(Row(f"over-compression view, per variant shown ({len(names)}: squeeze, full-VAE decode, PSNR)",
+                    f"{per_variant:.2f} s", f"one full-VAE decode {times['decode']:.2f} s",
+                    per_variant / times["decode"], "≤ 1.2", verdict(cfg, per_variant / times["decode"] <= 1.2)))
+    return rows
+
+
 def latents_to_pixels_as_given(vae, latents: torch.Tensor) -> torch.Tensor:
     """A plain diffusers decode, in whatever memory layout the latents come."""
     return vae.decode(latents / vae.config.scaling_factor).sample.float()
@@ -212,11 +242,14 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(max_image_side=max(cfg.size, 64), min_image_side=64)
     torch.manual_seed(0)
     rows = bench_turbo(cfg, settings) if "turbo" in args.only else []
-    if {"encode", "unet", "generate"} & set(args.only):
-        sd15 = components.build("tiny" if cfg.quick else "sd15", torch.float32 if cfg.quick else torch.bfloat16)
+    if {"encode", "unet", "generate", "lesson"} & set(args.only):
+        # the dtype the app picks on this CPU (--dtype auto): bfloat16 where it is native, else float32
+        default_dtype = choose_dtypes(torch.device("cpu"), "auto")[0]
+        sd15 = components.build("tiny" if cfg.quick else "sd15", torch.float32 if cfg.quick else default_dtype)
         rows += bench_encode_tab(cfg, settings, sd15) if "encode" in args.only else []
         rows += bench_unet_and_previews(cfg, sd15) if "unet" in args.only else []
         rows += bench_generate_vs_diffusers(cfg, settings, sd15) if "generate" in args.only else []
+        rows += bench_lesson(cfg, settings, sd15) if "lesson" in args.only else []
         del sd15
         gc.collect()
     rows += processes.bench_app_process(cfg.quick) if "app" in args.only else []

@@ -19,8 +19,8 @@ QUESTIONS = (
              ("To store the training images", "To hold a compressed representation that keeps what matters",
               "To add noise to images", "To translate text into pixels"),
              "To hold a compressed representation that keeps what matters",
-             "Encode tab: {pixel_values} pixel values became {latent_values} latents ({value_ratio}× fewer), and "
-             "the full VAE rebuilt the image at {psnr} PSNR."),
+             "Encode tab: {pixel_values} pixel values became {latent_values} latents ({value_ratio}× fewer)"
+             "{rebuilt}."),
     Question("benefit", "What is the main benefit of denoising in latent space?",
              ("Sharper images than pixel diffusion", "Far less computation and memory per step",
               "No need for a text encoder", "Fewer random seeds to choose from"),
@@ -41,13 +41,11 @@ QUESTIONS = (
              ("Pixel-space diffusion at high resolution is too expensive", "Latents are easier to draw by hand",
               "The VAE makes images more colourful", "Text prompts only work on latents"),
              "Pixel-space diffusion at high resolution is too expensive",
-             "Why latents tab: a {steps}-step image on pixels would take about {pixel_image_time} on this machine, "
-             "against {latent_image_time} on latents."),
+             "Why latents tab: {image_times}."),
     Question("decoder", "What reconstructs data from latent space?",
              ("The VAE decoder", "The UNet", "The noise scheduler", "The safety checker"),
              "The VAE decoder",
-             "Encode tab, 'What compression keeps': the full VAE decoder gave {psnr}, the cheap linear 4×3 map "
-             "only {linear_psnr}."),
+             "Encode tab, 'What compression keeps': {decoders}."),
 )
 
 
@@ -66,17 +64,21 @@ class LessonNumbers:
     linear_psnr_db: float | None = None  # from 'What compression keeps', once it has run
 
     def fields(self) -> dict[str, str]:
-        def maybe(value: float | None, unit: str, fmt: str, tab: str) -> str:
-            return f"{value:{fmt}} {unit}" if value is not None else f"(run the {tab} to see it)"
-
+        """The placeholders' text: a figure where the visitor has one, else what to run to get it."""
+        rebuilt = (f", and the full VAE rebuilt it at {self.psnr_db:.1f} dB PSNR" if self.psnr_db is not None
+                   else "; encode an image there to see how well the VAE rebuilds it")
+        image_times = (f"a {self.steps}-step image on pixels would take about {self.pixel_image_seconds:,.0f} s on "
+                       f"this machine, against {self.latent_image_seconds:,.1f} s on latents"
+                       if self.pixel_image_seconds is not None and self.latent_image_seconds is not None
+                       else f"press 'Count and measure' to see what a {self.steps}-step image costs each way here")
+        decoders = (f"from the same latents the full VAE decoder gave {self.psnr_db:.1f} dB PSNR, the linear 4×3 "
+                    f"map {self.linear_psnr_db:.1f} dB" if self.psnr_db is not None and self.linear_psnr_db is not None
+                    else "press 'Compare decoders and squeeze' to see the full VAE decoder against the linear 4×3 "
+                         "map, PSNR side by side")
         return {"pixel_values": f"{self.pixel_values:,}", "latent_values": f"{self.latent_values:,}",
                 "value_ratio": f"{self.pixel_values / self.latent_values:.0f}",
                 "flop_ratio": f"{self.flop_ratio:,.0f}", "attention_ratio": f"{self.attention_ratio:,.0f}",
-                "steps": str(self.steps),
-                "pixel_image_time": maybe(self.pixel_image_seconds, "s", ",.0f", "Why latents tab"),
-                "latent_image_time": maybe(self.latent_image_seconds, "s", ",.1f", "Why latents tab"),
-                "psnr": maybe(self.psnr_db, "dB", ".1f", "Encode tab"),
-                "linear_psnr": maybe(self.linear_psnr_db, "dB", ".1f", "compression comparison")}
+                "rebuilt": rebuilt, "image_times": image_times, "decoders": decoders}
 
 
 @dataclass(frozen=True)

@@ -127,6 +127,12 @@ def _measured(config: tuple, unet_id: int, unet: UNet2DConditionModel, channels:
         return step()
 
 
+def clear_caches() -> None:
+    """Forget every count and measurement (a benchmark's first visit)."""
+    _counted.cache_clear()
+    _measured.cache_clear()
+
+
 class LiveActivations(TorchDispatchMode):
     """Tracks the bytes of the tensors ops create while they are alive, and their peak. Views and in-place results
     share memory already counted and are left out; so are tensors `skip(tensor)` names."""

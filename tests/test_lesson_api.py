@@ -75,10 +75,10 @@ def test_compress_compares_decoders_and_squeezes(client):
 def test_the_quiz_marks_right_and_wrong_answers(client):
     right = [question.answer for question in QUESTIONS]
     marks = client.predict(*right, api_name="/check_quiz")
-    assert marks.startswith("### 6 of 6 right") and "❌" not in marks
+    assert marks.startswith("### 6 of 6 right") and "✗" not in marks
     wrong = [question.choices[(question.choices.index(question.answer) + 1) % 4] for question in QUESTIONS[:1]]
     marks = client.predict(*(wrong + right[1:]), api_name="/check_quiz")
-    assert marks.startswith("### 5 of 6 right") and marks.count("❌ Not quite") == 1
+    assert marks.startswith("### 5 of 6 right") and marks.count("✗ Not quite") == 1
     assert f"The answer: **{QUESTIONS[0].answer}**" in marks
     unanswered = client.predict(*([None] * 6), api_name="/check_quiz")
-    assert unanswered.startswith("### 0 of 6 right") and unanswered.count("❌ Not answered") == 6
+    assert unanswered.startswith("### 0 of 6 right") and unanswered.count("✗ Not answered") == 6

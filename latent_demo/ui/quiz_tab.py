@@ -35,7 +35,7 @@ def describe(marks: list[Mark]) -> str:
     score = sum(mark.right for mark in marks)
     lines = [f"### {score} of {len(marks)} right"]
     for number, mark in enumerate(marks, 1):
-        verdict = "✅ Right" if mark.right else ("❌ Not answered" if mark.chosen is None else "❌ Not quite")
+        verdict = "✓ Right" if mark.right else ("✗ Not answered" if mark.chosen is None else "✗ Not quite")
         answer = "" if mark.right else f" The answer: **{mark.answer}**."
         lines.append(f"**{number}. {mark.question}** {verdict}.{answer} {mark.why}")
     return "\n\n".join(lines)
