@@ -7,6 +7,7 @@ the latent-size step is really run, once, to measure this machine's speed.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 import weakref
@@ -84,9 +85,9 @@ def counted_step_cost(unet: UNet2DConditionModel, channels: int, height: int, wi
 
 
 @lru_cache(maxsize=16)
-def _counted(config: tuple, dtype: torch.dtype, text_shape: tuple[int, int], channels: int, height: int,
+def _counted(config_json: str, dtype: torch.dtype, text_shape: tuple[int, int], channels: int, height: int,
              width: int) -> StepCost:
-    config = dict(config)
+    config = json.loads(config_json)
     with torch.device("meta"):
         unet = UNet2DConditionModel.from_config({**config, "in_channels": channels, "out_channels": channels})
     unet = torch.nn.Module.to(unet, dtype).eval()  # (diffusers' own .to warns about fp32 modules: none matter here)
@@ -106,12 +107,12 @@ def _counted(config: tuple, dtype: torch.dtype, text_shape: tuple[int, int], cha
 
 
 def measured_step_seconds(unet: UNet2DConditionModel, channels: int, height: int, width: int) -> float:
-    return _measured(_config_key(unet), id(unet), unet, channels, height, width)
+    return _measured(unet, channels, height, width)
 
 
 @lru_cache(maxsize=16)
-def _measured(config: tuple, unet_id: int, unet: UNet2DConditionModel, channels: int, height: int,
-              width: int) -> float:
+def _measured(unet: UNet2DConditionModel, channels: int, height: int, width: int) -> float:
+    """Cached per UNet (modules hash by identity) and size."""
     sample = torch.randn(1, channels, height, width, generator=torch.Generator().manual_seed(0)).to(
         unet.device, unet.dtype)
     text = torch.zeros(1, *_text_shape(unet), device=unet.device, dtype=unet.dtype)
@@ -189,10 +190,9 @@ class AttentionCalls:
         return self.current is not None and tensor.ndim >= 2 and tuple(tensor.shape[-2:]) == self.current
 
 
-def _config_key(unet: UNet2DConditionModel) -> tuple:
-    """The UNet's config as a hashable cache key (lists become tuples)."""
-    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in unet.config.items()
-                        if not k.startswith("_")))
+def _config_key(unet: UNet2DConditionModel) -> str:
+    """The UNet's architecture as a cache key: its config (without diffusers' bookkeeping) as JSON."""
+    return json.dumps({k: v for k, v in unet.config.items() if not k.startswith("_")}, sort_keys=True, default=str)
 
 
 def _text_shape(unet: UNet2DConditionModel) -> tuple[int, int]:

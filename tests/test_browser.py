@@ -1,5 +1,7 @@
 """A visitor's session in Chromium: every tab and both hand-offs used through the page, outputs checked, screenshots
-saved. Runs on every configuration of the matrix (conftest.CONFIGURATIONS)."""
+saved. What depends on the dtype (streamed generation, the hand-offs, inpainting) runs on every configuration of the
+matrix (conftest.CONFIGURATIONS); page behaviour that does not runs on the default one (test_api.py calls those
+endpoints in every configuration)."""
 
 import io
 from pathlib import Path
@@ -71,6 +73,7 @@ def test_intro_and_offline_banner(plain_visitor: Page):
     shot(visitor, "0-intro")
 
 
+@pytest.mark.parametrize("configuration", ["default"], indirect=True)  # page behaviour; every dtype: test_api
 def test_encode_an_example_with_one_click(visitor: Page):
     visitor.locator("button:has(img[src*='astronaut'])").first.click()
     expect(visitor.locator("#encode-channels img")).to_have_count(4, timeout=SLOW)
@@ -106,6 +109,7 @@ def test_an_error_is_a_readable_message_and_marks_no_input(plain_visitor: Page):
     shot(visitor, "2-generate-error")
 
 
+@pytest.mark.parametrize("configuration", ["default"], indirect=True)  # page behaviour; every dtype: test_api
 def test_an_empty_prompt_generates_unconditionally(visitor: Page):
     open_tab(visitor, "2 · Generate")
     visitor.locator("#generate-prompt textarea").fill("")
@@ -200,6 +204,7 @@ def test_inpaint_with_a_drawn_mask(plain_visitor: Page):
     shot(visitor, "4-inpaint")
 
 
+@pytest.mark.parametrize("configuration", ["default"], indirect=True)  # page behaviour; every dtype: test_api
 def test_noise_explorer_slider(visitor: Page):
     open_tab(visitor, "5 · Noise explorer")
     slider = visitor.locator("#noise-timestep input[type=number]")
@@ -212,6 +217,7 @@ def test_noise_explorer_slider(visitor: Page):
     shot(visitor, "5-noise")
 
 
+@pytest.mark.parametrize("configuration", ["default"], indirect=True)  # page behaviour; every dtype: test_api
 def test_seed_walk(visitor: Page):
     open_tab(visitor, "6 · Seed walk")
     visitor.locator("#walk-frames input[type=number]").fill("3")
