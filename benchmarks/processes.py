@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from benchmarks import components
-from benchmarks.harness import Row
+from benchmarks.harness import Row, seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 GB = 1024**3
@@ -109,3 +109,175 @@ def bench_app_process(quick: bool, timeout_s: float = 900) -> list[Row]:
                         f"{peak / GB:.2f} GB", f"weights {weights / GB:.2f} GB + 1.5 GB", peak / limit, "≤ 1.00",
                         peak <= limit))
     return rows
+
+
+class RunningApp:
+    """`python app.py --model MODEL` on a free port, as a context manager; .url once the page is served."""
+
+    def __init__(self, model: str, timeout_s: float = 900, *flags: str):
+        self.model, self.timeout_s, self.flags = model, timeout_s, flags
+        self.url = ""
+
+    def __enter__(self) -> RunningApp:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}/"
+        self.log = tempfile.TemporaryFile(mode="w+")
+        self.app = subprocess.Popen([sys.executable, "app.py", "--model", self.model, "--fast-decoder", "none",
+                                     "--port", str(port), *self.flags], cwd=ROOT, env=ENV, stdout=self.log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_until_served(self.url, self.app, self.timeout_s)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.app.terminate()
+        self.app.wait(timeout=30)
+        self.log.close()
+
+
+def timed_stream(job) -> tuple[float, float]:
+    """(seconds to the first streamed output, seconds to the last) of a submitted gradio_client job."""
+    started, first = time.perf_counter(), None
+    for _ in job:
+        first = first if first is not None else time.perf_counter() - started
+    job.result()
+    return first if first is not None else float("nan"), time.perf_counter() - started
+
+
+def bench_served_path(quick: bool, reps: int, device: str = "cpu") -> list[Row]:
+    """What a visitor waits for, through the server, against diffusers on the same weights in one process
+    (alternating): /generate end to end and to its first streamed output, /encode, /img2img; then the server's own
+    cost on the light offline model (API against tasks.generate)."""
+    from gradio_client import Client, handle_file
+
+    from latent_demo.models import choose_dtypes
+
+    dtype = choose_dtypes(torch.device(device), "auto")[0]
+    size, steps = (128, 2) if quick else (512, 2)
+    model = "offline" if quick else str(saved_sd15(Path(tempfile.gettempdir()) / "latent-demo-bench-sd15"))
+    raw = RawDiffusers(model, dtype, device)
+    photo = str(ROOT / "assets" / "astronaut.png")
+    rows = []
+    with RunningApp(model, 900, "--device", device, "--max-image-side", str(size)) as app:
+        client = Client(app.url, verbose=False)
+        generate_args = ("a red fox", "", 1, False, steps, 0.0, "model default", size, size, False)
+        times = alternate_timed({
+            "served": lambda: timed_stream(client.submit(*generate_args, api_name="/generate")),
+            "raw": lambda: (float("nan"), seconds(lambda: raw.generate(steps, size)))}, reps)
+        first, total = times["served"]
+        rows += [Row(f"/generate end to end ({size}px, {steps} steps, no guidance, {dtype_name(dtype)})",
+                     f"{total:.2f} s", f"diffusers pipeline {times['raw'][1]:.2f} s", total / times["raw"][1],
+                     "≤ 1.00" if device == "cpu" else "≤ 1.15"),
+                 Row("… its first streamed output", f"{first:.2f} s")]
+        encode = alternate_timed({
+            "served": lambda: (0, seconds(lambda: client.predict(handle_file(photo), False, api_name="/encode"))),
+            "raw": lambda: (0, seconds(lambda: raw.encode_decode(photo, size)))}, reps)
+        rows.append(Row(f"/encode end to end ({size}px)", f"{encode['served'][1]:.2f} s",
+                        f"vae encode + decode {encode['raw'][1]:.2f} s", encode["served"][1] / encode["raw"][1]))
+        img2img = alternate_timed({
+            "served": lambda: (0, seconds(lambda: client.predict(
+                "the uploaded image", handle_file(photo), "a tiger", "", 1, False, 4, 0.0, 0.5, "model default",
+                False, api_name="/img2img"))),
+            "raw": lambda: (0, seconds(lambda: raw.img2img(photo, size)))}, reps)
+        rows.append(Row(f"/img2img end to end ({size}px, strength 0.5 of 4 steps)", f"{img2img['served'][1]:.2f} s",
+                        f"diffusers img2img {img2img['raw'][1]:.2f} s", img2img["served"][1] / img2img["raw"][1]))
+    return rows + serving_overhead(quick, reps, device)
+
+
+def serving_overhead(quick: bool, reps: int, device: str) -> list[Row]:
+    """The offline model at 512 px computes little: what the server adds shows on any machine."""
+    from gradio_client import Client
+
+    from latent_demo.config import Settings
+    from latent_demo.models import choose_dtypes, load_offline_models
+    from latent_demo.params import GenerateParams
+    from latent_demo.tasks import generate
+
+    size = 128 if quick else 512
+    dtype, vae_dtype = choose_dtypes(torch.device(device), "auto")
+    models = load_offline_models(torch.device(device), dtype, vae_dtype)
+    settings = Settings(fast_decoder="none", offline=True, max_image_side=size)
+    rows = []
+    with RunningApp("offline", 300, "--device", device, "--max-image-side", str(size)) as app:
+        client = Client(app.url, verbose=False)
+        for steps in (2, 25):
+            args = ("a red fox", "", 1, False, steps, 0.0, "model default", size, size, False)
+            params = GenerateParams(prompt="a red fox", seed=1, num_inference_steps=steps, width=size, height=size)
+            times = alternate_timed({
+                "served": lambda args=args: timed_stream(client.submit(*args, api_name="/generate")),
+                "engine": lambda params=params: (0, seconds(lambda: generate(models, params, settings)))}, reps)
+            first, total = times["served"]
+            engine = times["engine"][1]
+            rows.append(Row(f"serving overhead: /generate vs tasks.generate (offline model, {size}px, {steps} steps)",
+                            f"{total:.2f} s (first output {first:.2f} s)", f"engine {engine:.2f} s", total / engine,
+                            "≤ 1.15"))
+    return rows
+
+
+class RawDiffusers:
+    """diffusers' own pipelines on the same weights, in this process: the anchor a visitor's wait is compared to."""
+
+    def __init__(self, model: str, dtype: torch.dtype, device: str):
+        from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
+
+        if model == "offline":
+            from latent_demo.models import load_offline_models
+            from latent_demo.schedulers import make_scheduler
+
+            m = load_offline_models(torch.device(device), dtype, dtype)
+            self.pipe = StableDiffusionPipeline(vae=m.vae, text_encoder=m.text_encoder, tokenizer=m.tokenizer,
+                                                unet=m.unet, scheduler=make_scheduler(m.scheduler_config),
+                                                safety_checker=None, feature_extractor=None,
+                                                requires_safety_checker=False)
+        else:
+            self.pipe = StableDiffusionPipeline.from_pretrained(model, torch_dtype=dtype, safety_checker=None,
+                                                                requires_safety_checker=False).to(device)
+        self.pipe.set_progress_bar_config(disable=True)
+        self.img2img_pipe = StableDiffusionImg2ImgPipeline(**self.pipe.components)
+        self.img2img_pipe.set_progress_bar_config(disable=True)
+
+    def generate(self, steps: int, size: int):
+        return self.pipe("a red fox", num_inference_steps=steps, guidance_scale=0.0, width=size, height=size,
+                         generator=torch.Generator("cpu").manual_seed(1)).images[0]
+
+    def encode_decode(self, path: str, size: int):
+        from latent_demo.images import pil_to_pixels, pixels_to_pil
+
+        vae = self.pipe.vae
+        pixels = pil_to_pixels(_fitted(path, size)).to(vae.device, vae.dtype)
+        with torch.inference_mode():
+            latents = vae.encode(pixels).latent_dist.mean
+            return pixels_to_pil(vae.decode(latents).sample.float().cpu())
+
+    def img2img(self, path: str, size: int):
+        return self.img2img_pipe("a tiger", image=_fitted(path, size), strength=0.5, num_inference_steps=4,
+                                 guidance_scale=0.0, generator=torch.Generator("cpu").manual_seed(1)).images[0]
+
+
+def _fitted(path: str, size: int):
+    from PIL import Image
+
+    from latent_demo.images import prepare_image
+
+    return prepare_image(Image.open(path).convert("RGB"), size, 64, 8)
+
+
+def alternate_timed(runs: dict, reps: int) -> dict[str, tuple[float, float]]:
+    """Like harness.alternate for runs that return (first output, total) seconds: warm-up, then A, B, A, B; medians."""
+    import statistics
+
+    for run in runs.values():
+        run()
+    results: dict[str, list] = {name: [] for name in runs}
+    for _ in range(reps):
+        for name, run in runs.items():
+            results[name].append(run())
+    return {name: (statistics.median(r[0] for r in values), statistics.median(r[1] for r in values))
+            for name, values in results.items()}
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")

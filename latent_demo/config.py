@@ -90,8 +90,9 @@ class Settings:
                 raise ValueError(f"setting {f.name} must be >= {low}, got {value}")
             if high is not None and value > high:
                 raise ValueError(f"setting {f.name} must be <= {high}, got {value}")
-        if self.min_image_side > self.max_image_side:
-            raise ValueError(f"min_image_side ({self.min_image_side}) exceeds max_image_side ({self.max_image_side})")
+        if self.min_image_side >= self.max_image_side:  # the size sliders need a range
+            raise ValueError(f"min_image_side ({self.min_image_side}) must be below max_image_side "
+                             f"({self.max_image_side})")
         for f in dataclasses.fields(self):
             choices = f.metadata.get("choices")
             if choices and getattr(self, f.name) not in choices:

@@ -47,37 +47,39 @@ class StepCost:
 
 @dataclass(frozen=True)
 class WhyLatents:
-    """The same UNet on latents and on pixels, with one latent step measured on this machine."""
+    """The same UNet on latents and on pixels, with one latent step measured on this machine (once it is)."""
 
     latent: StepCost
     pixel: StepCost
-    latent_step_seconds: float  # measured: one UNet call at batch 1 on the latents
     unet_calls_per_step: int  # 2 with classifier-free guidance
     steps: int
+    latent_step_seconds: float | None = None  # measured: one UNet call at batch 1 on the latents
 
     @property
     def flop_ratio(self) -> float:
         return self.pixel.flops / self.latent.flops
 
     @property
-    def pixel_step_seconds(self) -> float:
+    def pixel_step_seconds(self) -> float | None:
         """An estimate at the latent step's FLOP rate (optimistic: the pixel step's larger activations run slower)."""
-        return self.latent_step_seconds * self.flop_ratio
+        return None if self.latent_step_seconds is None else self.latent_step_seconds * self.flop_ratio
 
     def image_seconds(self, step_seconds: float) -> float:
         return step_seconds * self.unet_calls_per_step * self.steps
 
 
-def why_latents(models: Models, height: int = 512, width: int = 512, steps: int = 25,
-                guidance_scale: float = 7.5) -> WhyLatents:
-    """Counts both steps (cached per model and size) and times one real latent step (cached too)."""
+def why_latents(models: Models, height: int = 512, width: int = 512, steps: int = 25, guidance_scale: float = 7.5,
+                measure: bool = True) -> WhyLatents:
+    """Counts both steps on shapes (cached per model and size; seconds at most) and, with `measure`, times one real
+    latent step (cached too; one UNet call, which on a CPU can take several seconds: callers show the counts first).
+    """
     if height % models.vae_scale_factor or width % models.vae_scale_factor:
         raise ValueError(f"height and width must be multiples of {models.vae_scale_factor}, got {height}x{width}")
-    factor = models.vae_scale_factor
-    latent = counted_step_cost(models.unet, models.unet.config.in_channels, height // factor, width // factor)
+    factor, channels = models.vae_scale_factor, models.unet.config.in_channels
+    latent = counted_step_cost(models.unet, channels, height // factor, width // factor)
     pixel = counted_step_cost(models.unet, PIXEL_CHANNELS, height, width)
-    seconds = measured_step_seconds(models.unet, models.unet.config.in_channels, height // factor, width // factor)
-    return WhyLatents(latent, pixel, seconds, 2 if uses_guidance(guidance_scale) else 1, steps)
+    seconds = measured_step_seconds(models.unet, channels, height // factor, width // factor) if measure else None
+    return WhyLatents(latent, pixel, 2 if uses_guidance(guidance_scale) else 1, steps, seconds)
 
 
 def counted_step_cost(unet: UNet2DConditionModel, channels: int, height: int, width: int) -> StepCost:
@@ -124,8 +126,8 @@ def _measured(unet: UNet2DConditionModel, channels: int, height: int, width: int
         return time.perf_counter() - start
 
     with torch.inference_mode():
-        step()  # the first call pays one-off costs (kernel selection, memory pools)
-        return step()
+        first = step()  # it pays one-off costs (kernel selection, memory pools): a second call where that is cheap
+        return step() if first < 1.0 else first
 
 
 def clear_caches() -> None:

@@ -6,9 +6,10 @@ from playwright.sync_api import Page, expect
 from test_browser import SLOW, open_tab, opened, served_image, shot
 
 from latent_demo.quiz import QUESTIONS
-from latent_demo.ui.model_work import SIDE_BY_SIDE_GAP
+from latent_demo.ui.model_work import PREVIEW_CELL_PX, SIDE_BY_SIDE_GAP
 
 SIDE = 128  # px: small runs, the pictures' shapes still checked
+STEP_SIDE = SIDE // 8 * PREVIEW_CELL_PX  # a step's picture: PREVIEW_CELL_PX per latent cell
 
 
 @pytest.fixture
@@ -26,7 +27,7 @@ def test_generate_shows_the_predicted_clean_image_beside_the_noisy_latents(visit
     served_image(visitor, "#generate-final")
     expect(visitor.locator("#generate-trajectory img")).to_have_count(5, timeout=SLOW)  # 4 steps + decoded
     first_step = served_image(visitor, "#generate-trajectory")
-    assert first_step.shape[:2] == (SIDE, 2 * SIDE + SIDE_BY_SIDE_GAP)  # x_t | x̂₀
+    assert first_step.shape[:2] == (STEP_SIDE, 2 * STEP_SIDE + SIDE_BY_SIDE_GAP)  # x_t | x̂₀
     expect(visitor.locator("#generate-status")).to_contain_text("x̂₀ per step: the scheduler's")
     shot(visitor, "lesson-1-denoised-steps")
     visitor.locator("#generate-view label", has_text="x̂₀: the clean image").click()
@@ -35,7 +36,7 @@ def test_generate_shows_the_predicted_clean_image_beside_the_noisy_latents(visit
     visitor.locator("#generate-button").click()
     expect(shown).not_to_have_attribute("src", previous, timeout=SLOW)  # the new run's trajectory
     expect(visitor.locator("#generate-trajectory img")).to_have_count(5, timeout=SLOW)
-    assert served_image(visitor, "#generate-trajectory").shape[:2] == (SIDE, SIDE)
+    assert served_image(visitor, "#generate-trajectory").shape[:2] == (STEP_SIDE, STEP_SIDE)
 
 
 def test_encode_then_compare_decoders_and_squeeze(visitor: Page):

@@ -10,9 +10,10 @@ from PIL import Image
 from latent_demo.images import prepare_image
 from latent_demo.quiz import QUESTIONS
 from latent_demo.ui.examples import asset
-from latent_demo.ui.model_work import SIDE_BY_SIDE_GAP
+from latent_demo.ui.model_work import PREVIEW_CELL_PX, SIDE_BY_SIDE_GAP
 
 DEFAULT = "model default"
+STEP_SIDE = SIDE // 8 * PREVIEW_CELL_PX  # a step's picture: PREVIEW_CELL_PX per latent cell
 
 
 @pytest.fixture
@@ -20,23 +21,26 @@ def client(configured_client):
     return configured_client
 
 
-def generate(client, scheduler: str, view: str) -> tuple[list[Image.Image], str]:
-    """Three steps: (the trajectory gallery's pictures, the status line)."""
+def generate(client, scheduler: str, view: str) -> tuple[list[Image.Image], str, str]:
+    """Three steps: (the trajectory gallery's pictures, the status line, the GIF's path)."""
     outputs = client.predict("a fox", "", 3, False, 3, 0.0, scheduler, SIDE, SIDE, False, view, api_name="/generate")
-    return [Image.open(item["image"]) for item in outputs[4]], outputs[6]
+    return [Image.open(item["image"]) for item in outputs[4]], outputs[6], outputs[5]
 
 
 def test_generate_shows_both_views_side_by_side(client):
-    pictures, status = generate(client, "DPM++ 2M", "both")
-    assert [p.width for p in pictures] == [2 * SIDE + SIDE_BY_SIDE_GAP] * 3 + [SIDE]  # 3 steps, then the decode
+    pictures, status, gif = generate(client, "DPM++ 2M", "both")
+    both = (2 * STEP_SIDE + SIDE_BY_SIDE_GAP, STEP_SIDE)
+    assert [p.size for p in pictures] == [both] * 3 + [(SIDE, SIDE)]  # 3 steps, then the decode
     assert "x̂₀ per step: computed from the UNet output" in status  # DPM++ 2M gives no estimate of its own
+    animation = Image.open(gif)
+    assert animation.n_frames == 4 and animation.size == both  # the decoded image centred on the last frame
 
 
 def test_the_last_steps_prediction_looks_like_the_result(client):
     """Euler's last step lands on σ = 0: its x̂₀ picture is the final latents' picture; the first one differs."""
-    denoised, status = generate(client, "Euler", "denoised")
-    noisy, _ = generate(client, "Euler", "noisy")
-    assert [p.width for p in denoised] == [p.width for p in noisy] == [SIDE] * 4
+    denoised, status, _ = generate(client, "Euler", "denoised")
+    noisy, _, _ = generate(client, "Euler", "noisy")
+    assert [p.width for p in denoised] == [p.width for p in noisy] == [STEP_SIDE] * 3 + [SIDE]
     assert denoised[2].tobytes() == noisy[2].tobytes() and denoised[0].tobytes() != noisy[0].tobytes()
     assert "x̂₀ per step: the scheduler's pred_original_sample" in status
 

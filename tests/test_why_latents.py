@@ -49,6 +49,8 @@ def test_counts_are_cached_per_model_and_size(models):
 
 
 def test_the_panels_numbers_follow_from_the_counts_and_one_measured_step(models):
+    counted = why_latents(models, 256, 256, steps=25, guidance_scale=7.5, measure=False)
+    assert counted.latent_step_seconds is None and counted.pixel_step_seconds is None and counted.flop_ratio > 48
     report = why_latents(models, 256, 256, steps=25, guidance_scale=7.5)
     assert report.latent.height == 32 and report.pixel.height == 256 and report.pixel.channels == 3
     assert report.latent_step_seconds > 0 and report.unet_calls_per_step == 2

@@ -26,7 +26,10 @@ from latent_demo.ui.model_work import ModelRunner
 
 log = logging.getLogger(__name__)
 TITLE = "latent-demo: see how latent diffusion works"
-CSS = "#offline-banner {border: 2px solid #d97706; border-radius: 8px; padding: 4px 12px; background: #fef3c7}"
+# Step pictures come at 4 px per latent cell (model_work.PREVIEW_CELL_PX): the page enlarges them to fill their
+# frame, with hard edges, so each latent cell stays a visible square.
+CSS = ("#offline-banner {border: 2px solid #d97706; border-radius: 8px; padding: 4px 12px; background: #fef3c7}\n"
+       ".latent-steps img {image-rendering: pixelated; object-fit: contain !important}")
 
 
 def intro(models: Models) -> str:

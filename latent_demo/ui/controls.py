@@ -15,6 +15,7 @@ from latent_demo.tasks import TaskResult
 from latent_demo.ui.model_work import DEFAULT_VIEW, VIEWS
 
 MAX_RANDOM_SEED = 2**32 - 1
+LIVE_HEIGHT = 384  # px: the live step pictures are small (4 px per latent cell); the page enlarges them to this
 
 
 def seed_inputs(prefix: str, value: int = 42) -> tuple[gr.Number, gr.Checkbox]:

@@ -14,7 +14,14 @@ from latent_demo.ui import common, controls
 from latent_demo.ui.common import TabContext, bound, user_errors
 from latent_demo.ui.examples import PROMPTS
 from latent_demo.ui.files import to_gif
-from latent_demo.ui.model_work import DEFAULT_VIEW, Step, check_view, live_picture, trajectory_pictures
+from latent_demo.ui.model_work import (
+    DEFAULT_VIEW,
+    Step,
+    check_view,
+    live_picture,
+    on_canvas,
+    trajectory_pictures,
+)
 
 INTRO = """**Generation starts from pure noise in latent space**, drawn from the seed (so the same seed and settings
 give the same image). At every step the UNet predicts the noise in the latents, guided by the prompt, and the
@@ -57,8 +64,8 @@ def run(ctx: TabContext, prompt, negative_prompt, seed, randomize, steps, guidan
         captions = [f"step {i + 1}, t={t}" for i, t in enumerate(result.timesteps)] + ["decoded"]
         status = (f"Seed **{result.seed}** · {common.format_timings(result.timings)}"
                   f"{controls.result_notes(result)}\n\nx̂₀ per step: {result.denoised_source}.")
-        yield (result.seed, noise, result.image, result.image, list(zip(frames, captions, strict=True)),
-               to_gif(frames), status)
+        gif = to_gif(frames[:-1] + [on_canvas(result.image, frames[0].size)])
+        yield (result.seed, noise, result.image, result.image, list(zip(frames, captions, strict=True)), gif, status)
 
 
 def build(ctx: TabContext) -> None:
@@ -80,14 +87,14 @@ def build(ctx: TabContext) -> None:
             status = gr.Markdown(elem_id="generate-status")
             used_seed = common.used_seed_output("generate")
             live = gr.Image(label="Live: x_t | x̂₀ after each step (linear preview) → final decode", format="png",
-                            elem_id="generate-live")
+                            elem_id="generate-live", elem_classes="latent-steps", height=controls.LIVE_HEIGHT)
             noise = gr.Gallery(label="The seed's initial noise latents (4 channels)", columns=4, height="auto",
                                format="png", elem_id="generate-noise")
     with gr.Row():
         final = gr.Image(label="Final image", format="png", elem_id="generate-final")
         trajectory = gr.Gallery(label="Trajectory: each step (x_t | x̂₀, as chosen), then the decode", columns=6,
                                 height="auto",
-                                format="png", elem_id="generate-trajectory")
+                                format="png", elem_id="generate-trajectory", elem_classes="latent-steps")
     gif = gr.File(label="Trajectory as an animated GIF", elem_id="generate-gif")
     inputs = [prompt, negative, seed, randomize, steps, guidance, scheduler, width, height, fast, view]
     outputs = [used_seed, noise, live, final, trajectory, gif, status]

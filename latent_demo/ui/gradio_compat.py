@@ -33,6 +33,7 @@ PATCHES = [
 USED = [
     (processing_utils, "encode_pil_to_bytes"),  # by the atomic cache writer
     (processing_utils, "hash_bytes"),
+    (processing_utils, "get_pil_metadata"),
     (gr.components.Component, "preprocess"),  # wrapped per component for readable errors
 ]
 INSTANCE_ATTRIBUTES = ["temp_file_sets"]  # of the Blocks, read by the cache clean-up thread (ui/files.py)

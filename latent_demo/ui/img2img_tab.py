@@ -114,7 +114,8 @@ def build(ctx: TabContext) -> Img2ImgTab:
                 encoded_view = gr.Image(label="Encoded latents (linear preview)", format="png",
                                         elem_id="img2img-encoded")
                 noised_view = gr.Image(label="Noised starting latents", format="png", elem_id="img2img-noised")
-            live = gr.Image(label="Live: x_t | x̂₀ after each step → result", format="png", elem_id="img2img-live")
+            live = gr.Image(label="Live: x_t | x̂₀ after each step → result", format="png", elem_id="img2img-live",
+                            elem_classes="latent-steps", height=controls.LIVE_HEIGHT)
     final = gr.Image(label="Result", format="png", elem_id="img2img-result")
     inputs = [source, image, prompt, negative, seed, randomize, steps, guidance, strength, scheduler, fast, view,
               ctx.encoded]

@@ -104,7 +104,8 @@ def build(ctx: TabContext) -> InpaintTab:
     used_seed = common.used_seed_output("inpaint")
     with gr.Row():
         grid = gr.Image(label="Mask on the latent grid (white = repaint)", format="png", elem_id="inpaint-grid")
-        live = gr.Image(label="Live: x_t | x̂₀ after each step → result", format="png", elem_id="inpaint-live")
+        live = gr.Image(label="Live: x_t | x̂₀ after each step → result", format="png", elem_id="inpaint-live",
+                        elem_classes="latent-steps", height=controls.LIVE_HEIGHT)
         final = gr.Image(label="Result", format="png", elem_id="inpaint-result")
     inputs = [editor, prompt, negative, seed, randomize, steps, guidance, strength, feather, scheduler, fast, view]
     outputs = [used_seed, grid, live, final, status]

@@ -146,10 +146,13 @@ def linear_picture(latents: torch.Tensor, size: tuple[int, int]) -> Image.Image:
     return latents_to_rgb_preview(latents).resize(size, Image.Resampling.NEAREST)
 
 
+PREVIEW_CELL_PX = 4  # a step's picture shows each latent cell as 4×4 px (the page enlarges it with hard edges)
+
+
 def preview_size(models: Models, latents: torch.Tensor) -> tuple[int, int]:
-    """(width, height) in pixels of the image these latents decode to."""
-    factor = models.vae_scale_factor
-    return latents.shape[3] * factor, latents.shape[2] * factor
+    """(width, height) of a step's picture: PREVIEW_CELL_PX per latent cell, half a 512-px image's side. Every cell
+    stays visible, and each streamed picture costs a quarter of a full-size one to make and encode (PNG)."""
+    return latents.shape[3] * PREVIEW_CELL_PX, latents.shape[2] * PREVIEW_CELL_PX
 
 
 def preview_image(models: Models, latents: torch.Tensor, size: tuple[int, int], fast: bool = False) -> Image.Image:
@@ -169,8 +172,9 @@ def attach_trajectory_previews(models: Models, result: Any, screened: list | Non
     runs (`screened...`: the live previews, when they are those same pictures)."""
     if not getattr(result, "trajectory", None):
         return
-    result.trajectory_previews = _screened(models, result.trajectory, result.image.size, screened)
-    result.denoised_previews = _screened(models, result.denoised_trajectory, result.image.size, screened_denoised)
+    size = preview_size(models, result.trajectory[0])
+    result.trajectory_previews = _screened(models, result.trajectory, size, screened)
+    result.denoised_previews = _screened(models, result.denoised_trajectory, size, screened_denoised)
 
 
 def _screened(models: Models, steps: list, size: tuple[int, int], made: list | None) -> list[Image.Image]:
@@ -182,10 +186,13 @@ def _screened(models: Models, steps: list, size: tuple[int, int], made: list | N
 def trajectory_pictures(models: Models, result: Any, view: str = DEFAULT_VIEW) -> list[Image.Image]:
     """The trajectory as pictures in the chosen view: made in the job (screened) when they need a model, else here
     (linear)."""
-    noisy = result.trajectory_previews or [linear_picture(x, result.image.size) for x in result.trajectory]
+    if not result.trajectory:
+        return []
+    size = preview_size(models, result.trajectory[0])
+    noisy = result.trajectory_previews or [linear_picture(x, size) for x in result.trajectory]
     if view == "noisy":
         return noisy
-    denoised = result.denoised_previews or [linear_picture(x, result.image.size) for x in result.denoised_trajectory]
+    denoised = result.denoised_previews or [linear_picture(x, size) for x in result.denoised_trajectory]
     return denoised if view == "denoised" else [side_by_side(a, b) for a, b in zip(noisy, denoised, strict=True)]
 
 
@@ -209,6 +216,17 @@ def side_by_side(noisy: Image.Image, denoised: Image.Image) -> Image.Image:
     both.paste(noisy.convert("RGB"), (0, 0))
     both.paste(denoised.convert("RGB").resize(noisy.size), (width + SIDE_BY_SIDE_GAP, 0))
     return both
+
+
+def on_canvas(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """`image` scaled to fit `size` and centred on a white canvas of that size (a GIF's frames share one size)."""
+    if image.size == size:
+        return image
+    fitted = image.convert("RGB")
+    fitted.thumbnail(size, Image.Resampling.LANCZOS)
+    canvas = Image.new("RGB", size, "white")
+    canvas.paste(fitted, ((size[0] - fitted.width) // 2, (size[1] - fitted.height) // 2))
+    return canvas
 
 
 def check_view(view: str) -> str:

@@ -23,7 +23,7 @@ def why_job(models: Models, settings: Settings, side: int, steps: int, guidance:
 
 
 def why_seconds(settings: Settings, side: int, steps: int, guidance: float) -> int:
-    return generation_seconds(2, 0.0, side, side, vae_passes=0)  # a warm-up call and the timed one
+    return generation_seconds(2, 0.0, side, side, vae_passes=0)  # at most a warm-up call and the timed one
 
 
 JOBS = {"why_latents": (why_job, why_seconds)}  # what this tab runs where the GPU is (registered by ui/app.py)
@@ -59,12 +59,15 @@ def describe(report: WhyLatents) -> str:
          pixel.attention_tokens / latent.attention_tokens),
         ("its attention scores, if stored", size_text(latent.attention_matrix_bytes, "B"),
          size_text(pixel.attention_matrix_bytes, "B"), pixel.attention_matrix_bytes / latent.attention_matrix_bytes),
-        ("one UNet call on this machine", seconds_text(report.latent_step_seconds) + " (measured)",
-         seconds_text(report.pixel_step_seconds) + " (estimated)", report.flop_ratio),
-        (f"a {report.steps}-step image ({report.unet_calls_per_step} call(s) per step)",
-         seconds_text(report.image_seconds(report.latent_step_seconds)),
-         seconds_text(report.image_seconds(report.pixel_step_seconds)), report.flop_ratio),
     ]
+    if report.latent_step_seconds is None:
+        rows.append(("one UNet call on this machine", "timing one call…", "", report.flop_ratio))
+    else:
+        rows += [("one UNet call on this machine", seconds_text(report.latent_step_seconds) + " (measured)",
+                  seconds_text(report.pixel_step_seconds) + " (estimated)", report.flop_ratio),
+                 (f"a {report.steps}-step image ({report.unet_calls_per_step} call(s) per step)",
+                  seconds_text(report.image_seconds(report.latent_step_seconds)),
+                  seconds_text(report.image_seconds(report.pixel_step_seconds)), report.flop_ratio)]
     table = "\n".join(f"| {what} | {a} | {b} | {ratio:,.0f}× |" for what, a, b, ratio in rows)
     token_ratio = pixel.attention_tokens / latent.attention_tokens
     return (f"| one UNet step | on latents | on pixels | pixels ÷ latents |\n|---|---|---|---|\n{table}\n\n"
@@ -83,12 +86,14 @@ def count(ctx: TabContext, side, steps, guidance, lesson):
         raise ValueError(f"image side must be a multiple of {ctx.models.vae_scale_factor}, got {side}")
     steps = check_int("steps", steps, 1, ctx.settings.max_steps)
     guidance = check_float("guidance scale", guidance, 0.0, MAX_GUIDANCE)
+    # the counts first (shapes only, here, seconds at most), then the timed step where the GPU is
+    yield describe(why_latents(ctx.models, side, side, steps, guidance, measure=False)), gr.skip()
     report = ctx.runner.run("why_latents", side, steps, guidance)
     figures = {"flop_ratio": report.flop_ratio, "steps": steps,
                "attention_ratio": report.pixel.attention_matrix_bytes / report.latent.attention_matrix_bytes,
                "pixel_image_seconds": report.image_seconds(report.pixel_step_seconds),
                "latent_image_seconds": report.image_seconds(report.latent_step_seconds)}
-    return describe(report), {**(lesson or {}), **figures}
+    yield describe(report), {**(lesson or {}), **figures}
 
 
 def build(ctx: TabContext) -> None:
