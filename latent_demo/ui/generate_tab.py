@@ -57,14 +57,16 @@ def run(ctx: TabContext, prompt, negative_prompt, seed, randomize, steps, guidan
             yield (params.seed, gr.skip(), live_picture(ctx.runner, update, view), gr.skip(), gr.skip(), gr.skip(),
                    common.step_status(update, total))
             continue
-        result = update  # the pictures are made here, off the GPU's clock
+        result = update  # the pictures are made here, off the GPU's clock; the image is shown first
         scale = common.channel_scale(result.start_latents)
         noise = [common.upscale(image, scale) for image in latents_to_channel_images(result.start_latents)]
-        frames = trajectory_pictures(ctx.models, result, view) + [result.image]
-        captions = [f"step {i + 1}, t={t}" for i, t in enumerate(result.timesteps)] + ["decoded"]
         status = (f"Seed **{result.seed}** · {common.format_timings(result.timings)}"
                   f"{controls.result_notes(result)}\n\nx̂₀ per step: {result.denoised_source}.")
+        yield result.seed, noise, result.image, result.image, gr.skip(), gr.skip(), status
+        frames = trajectory_pictures(ctx.models, result, view) + [result.image]
+        captions = [f"step {i + 1}, t={t}" for i, t in enumerate(result.timesteps)] + ["decoded"]
         gif = to_gif(frames[:-1] + [on_canvas(result.image, frames[0].size)])
+        # the last update holds every output: an API call's result is the last update alone
         yield (result.seed, noise, result.image, result.image, list(zip(frames, captions, strict=True)), gif, status)
 
 
