@@ -147,6 +147,12 @@ def test_every_other_endpoint_works_through_the_worker(zclient, zerogpu_app):
     assert noise_calls[-1]["args"][1:3] == ["NoneType", "Tensor"]  # ...then the cached latents came back
     gallery, gif, status = zclient.predict("a fox", 3, 4, 3, 2, 0.0, DEFAULT, 128, 128, api_name="/seed_walk")
     assert len(gallery) == 3 and status == "3 frames"  # frames streamed out of the worker as they finished
+    decoders, squeezed, curve, table = zclient.predict(handle_file(asset("coffee.png")), ["pool ×4", "2-bit"],
+                                                       api_name="/compress")
+    assert len(decoders) == 2 and [item["caption"].split(":")[0] for item in squeezed] == ["pool ×4", "2-bit"]
+    table = zclient.predict(128, 25, 7.5, api_name="/why_latents")
+    assert "(measured)" in table and "× the FLOPs" in table  # the step timed in the worker
+    assert {"compress", "why_latents"} <= {call["args"][0] for call in calls(log)}
 
 
 def test_errors_cross_the_process_boundary_readably(zclient, tmp_path):

@@ -65,6 +65,9 @@ def every_endpoint(client: Client, log: Path) -> None:
     timed_call(client, log, "/add_noise (cached latents)", image=handle_file(f"{ASSET}/astronaut.png"),
                timestep=900, api_name="/add_noise")
     timed_call(client, log, "/seed_walk (5 frames)", api_name="/seed_walk")
+    timed_call(client, log, "/compress (7 squeezes)", image=handle_file(f"{ASSET}/astronaut.png"),
+               api_name="/compress")
+    timed_call(client, log, "/why_latents", api_name="/why_latents")
 
 
 def cancel_a_stream(client: Client, log: Path) -> None:

@@ -83,18 +83,19 @@ def write_files(folder: Path) -> dict[str, str]:
 
 
 def generate_args(prompt="a fox", negative="", seed=1, randomize=False, steps=2, guidance=0.0, scheduler=DEFAULT,
-                  width=64, height=64, fast=False) -> tuple:
-    return (prompt, negative, seed, randomize, steps, guidance, scheduler, width, height, fast)
+                  width=64, height=64, fast=False, view="both") -> tuple:
+    """Every parameter: Gradio's REST API (raw_call) takes no defaults."""
+    return (prompt, negative, seed, randomize, steps, guidance, scheduler, width, height, fast, view)
 
 
 def img2img_args(image, strength=0.5, seed=1, steps=2, source="the uploaded image") -> tuple:
-    return (source, image, "a tiger", "", seed, False, steps, 0.0, strength, DEFAULT, False)
+    return (source, image, "a tiger", "", seed, False, steps, 0.0, strength, DEFAULT, False, "both")
 
 
 def inpaint_args(mask, feather=0.0, background=None, strength=1.0) -> tuple:
     editor = {"background": background or handle_file(asset("astronaut.png")),
               "layers": [] if mask is None else [mask], "composite": None}
-    return (editor, "a flower", "", 1, False, 2, 0.0, strength, feather, DEFAULT, False)
+    return (editor, "a flower", "", 1, False, 2, 0.0, strength, feather, DEFAULT, False, "both")
 
 
 def cases(files: dict[str, str]) -> list[Case]:
@@ -117,6 +118,13 @@ def cases(files: dict[str, str]) -> list[Case]:
         Case("decompression bomb", "/encode", (f["bomb_real.png"], False), "too large.*limit is 40,000,000"),
         Case("48 MP image (over the limit, under PIL's own)", "/encode", (f["bomb_48mp.png"], False),
              "limit is 40,000,000"),
+        Case("unknown step view", "/generate", generate_args(view="sideways"), "not in the list of choices"),
+        Case("text file to compress", "/compress", (f["text.png"], ["pool ×2"]), UNREADABLE),
+        Case("unknown squeeze", "/compress", (f["palette.png"], ["pool ×3"]), "not in the list of choices"),
+        Case("no squeeze at all", "/compress", (f["palette.png"], []), None),
+        Case("why-latents side not a multiple of 8", "/why_latents", (100, 25, 7.5), "multiple of 8"),
+        Case("why-latents steps NaN", "/why_latents", (64, NAN, 7.5), "steps must be|not a valid value"),
+        Case("quiz answer not a choice", "/check_quiz", ("the moon",) + (None,) * 5, "not in the list of choices"),
         Case("48 MP image into the inpainting editor", "/inpaint", inpaint_args(f["mask_full.png"],
                                                                                    background=f["bomb_48mp.png"]),
              "too large: the limit is 40,000,000"),

@@ -63,7 +63,8 @@ def test_the_runner_screens_the_live_previews_and_the_trajectory(models, setting
     updates = list(model_runner(screened, settings).stream("generate", params))
     steps, (kind, result) = [value for kind, value in updates if kind == "step"], updates[-1]
     assert kind == "done" and len(steps) == 2
-    assert all(np.asarray(step.preview).max() == 0 for step in steps)
-    pictures = trajectory_pictures(screened, result)
-    assert len(pictures) == 2 and all(np.asarray(picture).max() == 0 for picture in pictures)
+    assert all(np.asarray(step.preview).max() == 0 == np.asarray(step.denoised_preview).max() for step in steps)
+    for view in ("noisy", "denoised"):  # x_t and x̂₀ alike ("both" puts them side by side, with a white gap)
+        pictures = trajectory_pictures(screened, result, view)
+        assert len(pictures) == 2 and all(np.asarray(picture).max() == 0 for picture in pictures), view
     assert result.flagged and np.asarray(result.image).max() == 0
