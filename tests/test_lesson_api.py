@@ -1,6 +1,7 @@
 """The lesson's views through the API, on every configuration of the matrix: x̂₀ per step, why latents, what
 compression keeps, and the quiz."""
 
+import numpy as np
 import pytest
 from conftest import MATRIX_SIDE as SIDE
 from gradio_client import handle_file
@@ -37,11 +38,17 @@ def test_generate_shows_both_views_side_by_side(client):
 
 
 def test_the_last_steps_prediction_looks_like_the_result(client):
-    """Euler's last step lands on σ = 0: its x̂₀ picture is the final latents' picture; the first one differs."""
+    """Euler's last step lands on σ = 0: its x̂₀ picture is the final latents' picture (up to bf16 rounding); the
+    first one differs."""
     denoised, status, _ = generate(client, "Euler", "denoised")
     noisy, _, _ = generate(client, "Euler", "noisy")
     assert [p.width for p in denoised] == [p.width for p in noisy] == [STEP_SIDE] * 3 + [SIDE]
-    assert denoised[2].tobytes() == noisy[2].tobytes() and denoised[0].tobytes() != noisy[0].tobytes()
+    def gap(a: Image.Image, b: Image.Image) -> np.ndarray:
+        return np.abs(np.asarray(a, dtype=np.int16) - np.asarray(b, dtype=np.int16))
+
+    last, first = gap(denoised[2], noisy[2]), gap(denoised[0], noisy[0])
+    # float32: identical; bfloat16 rounds the two sums differently (measured: mean 0.09, max 4 levels)
+    assert last.max() <= 8 and last.mean() <= 0.05 * first.mean()
     assert "x̂₀ per step: the scheduler's pred_original_sample" in status
 
 

@@ -136,7 +136,7 @@ class ModelRunner:
     def _step(self, index: int, timestep: int, latents: torch.Tensor, denoised: torch.Tensor) -> Step:
         if not self.previews_need_models or self.settings.preview == "none":
             return Step(index, timestep, latents, denoised)
-        size, fast = preview_size(self.models, latents), self.settings.preview == "fast"
+        size, fast = preview_size(latents), self.settings.preview == "fast"
         return Step(index, timestep, latents, denoised, preview_image(self.models, latents, size, fast),
                     preview_image(self.models, denoised, size, fast))
 
@@ -149,7 +149,7 @@ def linear_picture(latents: torch.Tensor, size: tuple[int, int]) -> Image.Image:
 PREVIEW_CELL_PX = 4  # a step's picture shows each latent cell as 4×4 px (the page enlarges it with hard edges)
 
 
-def preview_size(models: Models, latents: torch.Tensor) -> tuple[int, int]:
+def preview_size(latents: torch.Tensor) -> tuple[int, int]:
     """(width, height) of a step's picture: PREVIEW_CELL_PX per latent cell, half a 512-px image's side. Every cell
     stays visible, and each streamed picture costs a quarter of a full-size one to make and encode (PNG)."""
     return latents.shape[3] * PREVIEW_CELL_PX, latents.shape[2] * PREVIEW_CELL_PX
@@ -172,7 +172,7 @@ def attach_trajectory_previews(models: Models, result: Any, screened: list | Non
     runs (`screened...`: the live previews, when they are those same pictures)."""
     if not getattr(result, "trajectory", None):
         return
-    size = preview_size(models, result.trajectory[0])
+    size = preview_size(result.trajectory[0])
     result.trajectory_previews = _screened(models, result.trajectory, size, screened)
     result.denoised_previews = _screened(models, result.denoised_trajectory, size, screened_denoised)
 
@@ -188,7 +188,7 @@ def trajectory_pictures(models: Models, result: Any, view: str = DEFAULT_VIEW) -
     (linear)."""
     if not result.trajectory:
         return []
-    size = preview_size(models, result.trajectory[0])
+    size = preview_size(result.trajectory[0])
     noisy = result.trajectory_previews or [linear_picture(x, size) for x in result.trajectory]
     if view == "noisy":
         return noisy
@@ -200,10 +200,16 @@ def live_picture(runner: ModelRunner, step: Step, view: str = DEFAULT_VIEW) -> I
     """The live view of one step: the job's previews or the linear ones made here, or gr.skip() with previews off."""
     if runner.settings.preview == "none":
         return gr.skip()
-    size = preview_size(runner.models, step.latents)
-    noisy = step.preview or (linear_picture(step.latents, size) if view != "denoised" else None)
-    denoised = step.denoised_preview or (linear_picture(step.denoised, size) if view != "noisy" else None)
-    return {"noisy": noisy, "denoised": denoised}.get(view) or side_by_side(noisy, denoised)
+    size = preview_size(step.latents)
+
+    def picture(made: Image.Image | None, latents: torch.Tensor) -> Image.Image:
+        return made if made is not None else linear_picture(latents, size)
+
+    if view == "noisy":
+        return picture(step.preview, step.latents)
+    if view == "denoised":
+        return picture(step.denoised_preview, step.denoised)
+    return side_by_side(picture(step.preview, step.latents), picture(step.denoised_preview, step.denoised))
 
 
 SIDE_BY_SIDE_GAP = 8  # px of white between x_t and x̂₀
