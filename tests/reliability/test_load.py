@@ -20,8 +20,8 @@ from latent_demo.config import Settings
 from latent_demo.ui.app import build_app, launch
 from latent_demo.ui.examples import asset
 
-# The suite runs 16 visitors; the full load: LATENT_DEMO_LOAD_VISITORS=32 pytest tests/reliability/test_load.py
-VISITORS = int(os.environ.get("LATENT_DEMO_LOAD_VISITORS", "16"))
+# The suite runs 12 visitors; the full load: LATENT_DEMO_LOAD_VISITORS=32 pytest tests/reliability/test_load.py
+VISITORS = int(os.environ.get("LATENT_DEMO_LOAD_VISITORS", "12"))
 REQUESTS_EACH, DEADLINE_S = 2, 600
 REPORT = Path(__file__).resolve().parents[2] / "artifacts" / "reliability-load.json"
 
@@ -71,7 +71,7 @@ def busy_app(models):
     demo.close()
 
 
-def test_32_visitors_get_exactly_their_single_visitor_answers(busy_app, small_files):
+def test_concurrent_visitors_get_exactly_their_single_visitor_answers(busy_app, small_files):
     references = {}
     alone = Client(busy_app, verbose=False)
     for visitor in range(VISITORS):

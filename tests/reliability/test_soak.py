@@ -19,10 +19,10 @@ from latent_demo.config import Settings
 from latent_demo.ui import files
 from latent_demo.ui.app import build_app, launch
 
-# CI runs 36 requests (12 visits: more than max_sessions=10, so the cap is exercised); the full soak of the issue:
+# CI runs 33 requests (11 visits: more than max_sessions=10, so the cap is exercised); the full soak of the issue:
 # LATENT_DEMO_SOAK_REQUESTS=300 pytest tests/reliability/test_soak.py
-REQUESTS = int(os.environ.get("LATENT_DEMO_SOAK_REQUESTS", "36"))
-PER_VISIT, WARMUP = 3, 18
+REQUESTS = int(os.environ.get("LATENT_DEMO_SOAK_REQUESTS", "33"))
+PER_VISIT, WARMUP = 3, 15
 REPORT = Path(__file__).resolve().parents[2] / "artifacts" / "reliability-soak.json"
 
 
