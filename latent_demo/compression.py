@@ -55,9 +55,7 @@ class CompressionReport:
 
 def squeeze(latents: torch.Tensor, name: str) -> tuple[torch.Tensor, int]:
     """latents -> (what the decoder gets after the squeeze, the bits the squeezed latents take to store)."""
-    if name not in SQUEEZES:
-        raise ValueError(f"squeeze {name!r} is unknown; choose from: {', '.join(SQUEEZES)}")
-    kind, amount = SQUEEZES[name]
+    kind, amount = SQUEEZES[check_squeeze(name)]
     _, channels, height, width = latents.shape
     if kind == "pool":  # a grid that does not divide evenly keeps its last, partial cells
         pooled = F.adaptive_avg_pool2d(latents, (math.ceil(height / amount), math.ceil(width / amount)))
@@ -67,6 +65,12 @@ def squeeze(latents: torch.Tensor, name: str) -> tuple[torch.Tensor, int]:
         kept[:, :amount] = latents[:, :amount]
         return kept, amount * height * width * LATENT_BITS
     return quantize(latents, amount), latents.numel() * amount + channels * RANGE_BITS
+
+
+def check_squeeze(name: str) -> str:
+    if name not in SQUEEZES:
+        raise ValueError(f"squeeze {name!r} is unknown; choose from: {', '.join(SQUEEZES)}")
+    return name
 
 
 def quantize(latents: torch.Tensor, bits: int) -> torch.Tensor:
@@ -82,8 +86,8 @@ def compare_compression(models: Models, image: Image.Image, settings: Settings,
     """Encode once (posterior mean), decode with each decoder, then squeeze and decode with the full VAE."""
     # 1. Check the squeezes, fit the image and encode it
     names = DEFAULT_SQUEEZES if squeezes is None else list(squeezes)
-    for name in names:
-        squeeze(torch.zeros(1, models.latent_channels, 4, 4), name)  # an unknown name fails before any work
+    for name in names:  # an unknown name fails before any work
+        check_squeeze(name)
     prepared, pixels, latents = prepare_and_encode(models, image, settings)
     pixel_bits = pixels[0].numel() * PIXEL_BITS
     stored = latents.numel() * LATENT_BITS

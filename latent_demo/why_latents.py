@@ -118,6 +118,7 @@ def _measured(unet: UNet2DConditionModel, channels: int, height: int, width: int
     sample = torch.randn(1, channels, height, width, generator=torch.Generator().manual_seed(0)).to(
         unet.device, unet.dtype)
     text = torch.zeros(1, *_text_shape(unet), device=unet.device, dtype=unet.dtype)
+
     def step() -> float:
         start = time.perf_counter()
         unet(sample, 999, encoder_hidden_states=text, return_dict=False)
