@@ -1,5 +1,6 @@
 """The Gradio internals the app touches: checked at launch, installed at launch only, and failures handled."""
 
+import asyncio
 import errno
 import logging
 import threading
@@ -8,6 +9,7 @@ import time
 import gradio as gr
 import pytest
 from gradio import processing_utils
+from gradio.state_holder import SessionState
 from gradio_client import handle_file
 
 from latent_demo.config import Settings
@@ -56,6 +58,32 @@ def test_the_launched_app_writes_its_images_through_the_atomic_writer(client, mo
     monkeypatch.setattr(processing_utils, "save_pil_to_cache", spy)
     client.predict(handle_file(asset("astronaut.png")), False, api_name="/encode")
     assert len(calls) >= 7  # 4 channel pictures, original, reconstruction, error map
+
+
+GRADIO_POSTPROCESS = getattr(gr.Blocks.postprocess_data, "__wrapped__", gr.Blocks.postprocess_data)
+
+
+@pytest.mark.parametrize("values", [
+    [gr.skip(), 2, gr.skip()],  # one value kept: Gradio wraps a single output itself
+    ["text", 2, gr.skip()],
+    [gr.skip(), gr.skip(), gr.skip()],
+    ["text", 2, None],
+])
+def test_bare_skips_pass_through_unchanged_without_rebuilding_components(values, monkeypatch):
+    with gr.Blocks() as demo:
+        outputs = [gr.Textbox(), gr.Number(), gr.Image()]
+        gr.Button().click(lambda: None, None, outputs)
+    block_fn = next(iter(demo.fns.values()))
+    rebuilt = []
+    update_config = SessionState._update_config
+    monkeypatch.setattr(SessionState, "_update_config", lambda state, key: (rebuilt.append(key),
+                                                                            update_config(state, key)))
+    gradios = asyncio.run(GRADIO_POSTPROCESS(demo, block_fn, list(values), SessionState(demo)))
+    rebuilt_by_gradio, rebuilt[:] = list(rebuilt), []
+    ours = asyncio.run(gradio_fixes.passing_skips_through(GRADIO_POSTPROCESS)(demo, block_fn, list(values),
+                                                                            SessionState(demo)))
+    assert ours == gradios  # what the browser receives is the same
+    assert len(rebuilt_by_gradio) == sum(value == gr.skip() for value in values) and rebuilt == []
 
 
 class FakeDemo:

@@ -43,10 +43,31 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
+GIF_SAMPLE_SHRINK = 4  # the palette is taken from every frame at a quarter of its side
+
+
 def to_gif(frames: list[Image.Image], seconds_per_frame: float = 0.25) -> str:
+    """An animated GIF of `frames` (one size), with one palette for all of them and no dithering.
+
+    PIL would choose a palette per frame, which took 0.64 s for a 26-frame trajectory on a 2-core EPYC, a third of the
+    served path's own cost. One palette from a small sample of every frame, applied without dithering, takes a fifth
+    of that, and the latent cells (4×4 px each in the step pictures, so a quarter-size sample keeps every cell's
+    colour) stay flat instead of speckled."""
     path = scratch_path("trajectory.gif")
-    frames[0].save(path, save_all=True, append_images=frames[1:], duration=int(seconds_per_frame * 1000), loop=0)
+    palette = palette_of(frames)
+    indexed = [frame.convert("RGB").quantize(palette=palette, dither=Image.Dither.NONE) for frame in frames]
+    indexed[0].save(path, save_all=True, append_images=indexed[1:], duration=int(seconds_per_frame * 1000), loop=0)
     return str(path)
+
+
+def palette_of(frames: list[Image.Image]) -> Image.Image:
+    """A 256-colour palette image for `frames`: every frame shrunk (nearest pixels, so only their own colours) side
+    by side, quantized once."""
+    width, height = (max(1, side // GIF_SAMPLE_SHRINK) for side in frames[0].size)
+    sample = Image.new("RGB", (width * len(frames), height))
+    for index, frame in enumerate(frames):
+        sample.paste(frame.convert("RGB").resize((width, height), Image.Resampling.NEAREST), (index * width, 0))
+    return sample.quantize(256, method=Image.Quantize.FASTOCTREE)
 
 
 def latents_file(latents: torch.Tensor, models: Models, name: str = "latents") -> str:

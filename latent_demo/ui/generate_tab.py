@@ -20,6 +20,7 @@ from latent_demo.ui.model_work import (
     check_view,
     live_picture,
     on_canvas,
+    reusable_live_pictures,
     trajectory_pictures,
 )
 
@@ -52,10 +53,13 @@ def run(ctx: TabContext, prompt, negative_prompt, seed, randomize, steps, guidan
     params = controls.sampling_params(GenerateParams, prompt, negative_prompt, seed, randomize, steps, guidance,
                                       scheduler, fast_decode, width=width, height=height)
     total = planned_steps(ctx.models, params, ctx.settings)
+    shown = {}  # step index -> its live picture, shown again in the trajectory (Gradio then reuses its file)
     for update in common.sampling_updates(ctx.runner, "generate", (params,), total, progress):
         if isinstance(update, Step):
-            yield (params.seed, gr.skip(), live_picture(ctx.runner, update, view), gr.skip(), gr.skip(), gr.skip(),
-                   common.step_status(update, total))
+            picture = live_picture(ctx.runner, update, view)
+            if reusable_live_pictures(ctx.runner):
+                shown[update.index] = picture
+            yield (params.seed, gr.skip(), picture, gr.skip(), gr.skip(), gr.skip(), common.step_status(update, total))
             continue
         result = update  # the pictures are made here, off the GPU's clock; the image is shown first
         scale = common.channel_scale(result.start_latents)
@@ -63,7 +67,7 @@ def run(ctx: TabContext, prompt, negative_prompt, seed, randomize, steps, guidan
         status = (f"Seed **{result.seed}** · {common.format_timings(result.timings)}"
                   f"{controls.result_notes(result)}\n\nx̂₀ per step: {result.denoised_source}.")
         yield result.seed, noise, result.image, result.image, gr.skip(), gr.skip(), status
-        frames = trajectory_pictures(ctx.models, result, view) + [result.image]
+        frames = trajectory_pictures(ctx.models, result, view, shown) + [result.image]
         captions = [f"step {i + 1}, t={t}" for i, t in enumerate(result.timesteps)] + ["decoded"]
         gif = to_gif(frames[:-1] + [on_canvas(result.image, frames[0].size)])
         # the last update holds every output: an API call's result is the last update alone

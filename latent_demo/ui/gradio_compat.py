@@ -28,6 +28,7 @@ TESTED_GRADIO = "6.31.0"  # the version these patches were read against (require
 PATCHES = [
     (processing_utils, "save_pil_to_cache", gradio_fixes.save_pil_to_cache_atomically),
     (processing_utils, "async_ssrf_protected_download", no_url_fetch.refuse_download),
+    (gr.Blocks, "postprocess_data", gradio_fixes.passing_skips_through(gr.Blocks.postprocess_data)),
 ]
 # (owner, attribute): Gradio internals this app reads or wraps
 USED = [

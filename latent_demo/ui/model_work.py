@@ -183,17 +183,37 @@ def _screened(models: Models, steps: list, size: tuple[int, int], made: list | N
     return [preview_image(models, latents, size) for latents in steps]
 
 
-def trajectory_pictures(models: Models, result: Any, view: str = DEFAULT_VIEW) -> list[Image.Image]:
+def trajectory_pictures(models: Models, result: Any, view: str = DEFAULT_VIEW, shown: dict | None = None
+                        ) -> list[Image.Image]:
     """The trajectory as pictures in the chosen view: made in the job (screened) when they need a model, else here
-    (linear)."""
+    (linear). `shown`: step index -> the live picture of that step in this view, when live pictures are the
+    trajectory's own (linear previews: see `reusable_live_pictures`); those are reused as they are."""
     if not result.trajectory:
         return []
-    size = preview_size(result.trajectory[0])
-    noisy = result.trajectory_previews or [linear_picture(x, size) for x in result.trajectory]
-    if view == "noisy":
-        return noisy
-    denoised = result.denoised_previews or [linear_picture(x, size) for x in result.denoised_trajectory]
-    return denoised if view == "denoised" else [side_by_side(a, b) for a, b in zip(noisy, denoised, strict=True)]
+    size, shown = preview_size(result.trajectory[0]), shown or {}
+
+    def noisy(index: int) -> Image.Image:
+        made = result.trajectory_previews
+        return made[index] if made else linear_picture(result.trajectory[index], size)
+
+    def denoised(index: int) -> Image.Image:
+        made = result.denoised_previews
+        return made[index] if made else linear_picture(result.denoised_trajectory[index], size)
+
+    def picture(index: int) -> Image.Image:
+        if isinstance(shown.get(index), Image.Image):
+            return shown[index]
+        if view == "noisy":
+            return noisy(index)
+        return denoised(index) if view == "denoised" else side_by_side(noisy(index), denoised(index))
+
+    return [picture(index) for index in range(len(result.trajectory))]
+
+
+def reusable_live_pictures(runner: ModelRunner) -> bool:
+    """Live pictures are the trajectory's own (linear previews, screened the same way) unless previews use the fast
+    decoder or are off."""
+    return runner.settings.preview == "approx"
 
 
 def live_picture(runner: ModelRunner, step: Step, view: str = DEFAULT_VIEW) -> Image.Image | dict:
