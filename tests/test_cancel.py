@@ -64,6 +64,32 @@ def test_the_next_job_waits_for_the_models_in_its_own_thread():
     second_gate.release()
 
 
+def test_a_consumer_that_falls_behind_gets_the_newest_step_and_every_frame():
+    slots, steps_run, gate = threading.BoundedSemaphore(1), [], threading.Semaphore(0)
+    stream = stream_task(gated_task(steps_run, gate), slots)
+    gate.release()
+    assert next(stream)[1][0] == 0
+    gate.release(3)
+    deadline = time.monotonic() + 10
+    while len(steps_run) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)  # the last step's update is queued right after it is counted
+    kind, (index, *_) = next(stream)
+    assert (kind, index) == ("step", 3)  # steps 1 and 2 were waiting too: dropped
+    gate.release()
+    assert next(stream)[1][0] == 4
+    assert close_in_a_thread(stream).wait(10)
+    gate.release()
+
+    def frames(updates):
+        for index in range(3):
+            updates.frame(index, f"frame {index}")
+        return "done"
+
+    assert list(stream_task(frames, slots)) == [("frame", (0, "frame 0")), ("frame", (1, "frame 1")),
+                                               ("frame", (2, "frame 2")), ("done", "done")]
+
+
 def test_errors_in_the_task_reach_the_consumer():
     def failing(callback):
         raise ValueError("bad value")

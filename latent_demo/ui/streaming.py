@@ -33,6 +33,10 @@ def stream_task(task: Callable[[TaskUpdates], Any], model_slots: threading.Semap
     """Run `task(updates)` in a worker thread; yield ("step", (i, t, latents, denoised)) per step,
     ("frame", (i, result)) per finished frame, then ("done", result).
 
+    Steps the consumer had no time for are dropped: when several are waiting, only the newest is yielded. A fast GPU
+    finishes steps quicker than a preview can be made, sent and shown, and a backlog of stale previews would delay
+    the final image by as much; the trajectory in the result still holds every step. Frames are never dropped.
+
     Gradio closes this generator on its event loop when the visitor presses Cancel (or leaves), so the `finally`
     must not block: it only asks the loop to stop at its next step. The worker holds one of the model slots until it
     has really stopped, so the next job waits for the models in its own worker thread, never on the event loop.
@@ -51,8 +55,17 @@ def stream_task(task: Callable[[TaskUpdates], Any], model_slots: threading.Semap
 
     threading.Thread(target=work, name="latent-demo-task", daemon=True).start()
     try:
+        waiting = None
         while True:
-            kind, value = updates.get()
+            kind, value = waiting or updates.get()
+            waiting = None
+            while kind == "step" and waiting is None:  # skip to the newest step already there
+                try:
+                    waiting = updates.get_nowait()
+                except queue.Empty:
+                    break
+                if waiting[0] == "step":
+                    kind, value, waiting = *waiting, None
             if kind == "error":
                 raise value
             yield kind, value
