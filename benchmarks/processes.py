@@ -113,6 +113,74 @@ def bench_app_process(quick: bool, timeout_s: float = 900) -> list[Row]:
     return rows
 
 
+def download_bytes(preset: str) -> tuple[int, int]:
+    """(bytes of the fp32 files, bytes with the fp16 variant) of the weights `python app.py` loads for a default
+    preset: the UNet and text encoder at 4 or 2 bytes a parameter (models._load_folder_or_repo takes the `fp16`
+    files in half precision), the VAE and the fast decoder (TAESD) from their fp32 files in both cases. Counted on
+    the same architectures built on the meta device: a safetensors file holds exactly these tensors plus a header of
+    a few kB, so this is the download to within 0.1 % without reading the Hub's file lists (no network here)."""
+    from diffusers import AutoencoderTiny
+
+    with torch.device("meta"):
+        if preset == "sd15":
+            halved = [components.sd15_unet(), components.clip_text(768, 12, 12)]
+        else:
+            halved = [components.turbo_unet(), components.clip_text(1024, 23, 16, "gelu")]
+        full_only = [components.sd_vae(), AutoencoderTiny()]
+
+    def count(modules) -> int:
+        return sum(t.numel() for module in modules for t in module.state_dict().values())
+
+    return 4 * (count(halved) + count(full_only)), 2 * count(halved) + 4 * count(full_only)
+
+
+def with_half_files(folder: Path) -> Path:
+    """A copy of the fp32 folder (files linked, not copied) that also holds the `fp16` variant of the UNet and the
+    text encoder, as the Hub's repos do (written once, reused)."""
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    half = folder.with_name(folder.name + "-with-fp16")
+    if (half / "unet" / "diffusion_pytorch_model.fp16.safetensors").exists():
+        return half
+    for source in folder.rglob("*"):
+        target = half / source.relative_to(folder)
+        if source.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        elif not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(source)
+    unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet", torch_dtype=torch.float16)
+    unet.save_pretrained(half / "unet", variant="fp16")
+    text = CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", dtype=torch.float16)
+    text.save_pretrained(half / "text_encoder", variant="fp16")
+    return half
+
+
+def bench_cold_start(quick: bool, timeout_s: float = 900) -> list[Row]:
+    """The download of each default model (fp32 files against the fp16 variant), then, on an SD 1.5-size folder,
+    `python app.py --dtype bfloat16` from fp32 files against fp16 files: time to the page and peak RSS."""
+    rows = []
+    for preset, where in (("sd-turbo", "the CPU default"), ("sd15", "the GPU default")):
+        full, half = download_bytes(preset)
+        rows.append(Row(f"cold start: weights {preset} downloads ({where}), fp32 files → with the fp16 variant",
+                        f"{full / GB:.2f} GB → {half / GB:.2f} GB", "", half / full))
+    if quick:
+        return rows
+    folder = saved_sd15(Path(tempfile.gettempdir()) / "latent-demo-bench-sd15")
+    started = {}
+    for name, model in (("fp32 files", folder), ("fp16 files", with_half_files(folder))):
+        began = time.perf_counter()
+        with RunningApp(str(model), timeout_s, "--dtype", "bfloat16") as app:
+            started[name] = (time.perf_counter() - began, peak_rss(app.app.pid))
+    (full_s, full_rss), (half_s, half_rss) = started["fp32 files"], started["fp16 files"]
+    rows += [Row("cold start: `python app.py --dtype bfloat16` → page served (SD 1.5 size), from fp16 files",
+                 f"{half_s:.1f} s", f"from fp32 files {full_s:.1f} s", half_s / full_s),
+             Row("… its peak RSS, from fp16 files", f"{half_rss / GB:.2f} GB",
+                 f"from fp32 files {full_rss / GB:.2f} GB", half_rss / full_rss)]
+    return rows
+
+
 class RunningApp:
     """`python app.py --model MODEL` on a free port, as a context manager; .url once the page is served."""
 

@@ -257,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         gc.collect()
     if "app" in args.only:
         rows += processes.bench_app_process(cfg.quick) if args.device == "cpu" else []
+        rows += processes.bench_cold_start(cfg.quick) if args.device == "cpu" else []
         rows += processes.bench_served_path(cfg.quick, cfg.reps, args.device)
     table = "\n".join(["| measurement | value | anchor | ratio | target | verdict |", "|---|---|---|---|---|---|"]
                       + [row.line() for row in rows])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import socket
 import time
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ import torch
 from diffusers import AutoencoderKL, AutoencoderTiny, DDIMScheduler, UNet2DConditionModel
 from transformers import CLIPTextModel, CLIPTokenizer, PreTrainedTokenizerBase
 
+from latent_demo.compiled import CompiledUNet, compile_unet, default_side
 from latent_demo.config import Settings
 from latent_demo.offline_model import build_offline_components
 from latent_demo.safety import SAFETY_CHECKER_REPO, SafetyFilter, load_safety_filter
@@ -61,6 +63,12 @@ class Models:
     safety_filter: SafetyFilter | None = None  # when on, every shown generated image passes it
     is_untrained: bool = False  # the offline model: random weights
     fallback_reason: str | None = None  # set when the offline model stands in for the default one
+    compiled_unet: CompiledUNet | None = None  # --compile: the UNet compiled for the default size (compiled.py)
+
+    @property
+    def unet_for_steps(self) -> UNet2DConditionModel | CompiledUNet:
+        """What the denoising loop calls: the compiled UNet (eager for other sizes) with --compile, else the UNet."""
+        return self.compiled_unet or self.unet
 
     @property
     def vae_scale_factor(self) -> int:
@@ -144,6 +152,8 @@ def load_models(settings: Settings) -> Models:
         models = _load_default(default_preset(device), settings, device, dtype, vae_dtype)
     else:
         models = _load_source(settings.model, settings, device, dtype, vae_dtype)
+    if settings.compile:
+        models = with_compiled_unet(models, settings)
     if settings.safety_checker:
         try:
             models = dataclasses.replace(models, safety_filter=load_safety_filter(settings.offline, device))
@@ -153,6 +163,17 @@ def load_models(settings: Settings) -> Models:
     log.info("loaded %s on %s (%s, VAE %s); inpainting by %s", models.source, device, dtype, vae_dtype,
              models.inpaint_method)
     return models
+
+
+def with_compiled_unet(models: Models, settings: Settings) -> Models:
+    """--compile: the UNet compiled for the Generate tab's default size, at start-up (compiled.py says why)."""
+    if os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true"):
+        raise ModelLoadError("--compile is not supported on ZeroGPU yet: its workers keep no just-in-time "
+                             "compilation, and the ahead-of-time route (spaces.aoti_*) is not built; start without "
+                             "--compile")
+    side = default_side(models.vae_scale_factor, settings.min_image_side, settings.max_image_side)
+    compiled = compile_unet(models.unet, side, models.vae_scale_factor, models.unet.config.cross_attention_dim)
+    return dataclasses.replace(models, compiled_unet=compiled)
 
 
 HUB_RETRY_WAITS_S = (5, 15)  # a Hub hiccup at start-up must not leave a Space on the untrained model until restart

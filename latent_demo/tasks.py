@@ -88,7 +88,7 @@ class _Run:
                 callback(i, t, step_latents, denoised)
 
         with self.timed("unet"):
-            latents = denoise(self.models.unet, self.scheduler, latents, timesteps, self.prompt.embeddings,
+            latents = denoise(self.models.unet_for_steps, self.scheduler, latents, timesteps, self.prompt.embeddings,
                               self.params.guidance_scale, generator=self.generator, inpaint=inpaint,
                               callback=record)
         self.timings["unet_per_step"] = self.timings["unet"] / max(1, len(timesteps))

@@ -7,6 +7,7 @@ import secrets
 
 import gradio as gr
 
+from latent_demo.compiled import default_side
 from latent_demo.config import Settings
 from latent_demo.models import Models
 from latent_demo.params import MAX_GUIDANCE, MAX_SEED, SamplingParams, check_int
@@ -60,7 +61,7 @@ def size_inputs(models: Models, settings: Settings, prefix: str) -> tuple[gr.Sli
     step = models.vae_scale_factor
     low = math.ceil(settings.min_image_side / step) * step
     high = settings.max_image_side // step * step
-    default = min(max(512, low), high)
+    default = default_side(step, settings.min_image_side, settings.max_image_side)  # what --compile compiles for
     with gr.Row():
         width = gr.Slider(low, high, value=default, step=step, label="Width (px)", elem_id=f"{prefix}-width")
         height = gr.Slider(low, high, value=default, step=step, label="Height (px)", elem_id=f"{prefix}-height")

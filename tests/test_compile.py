@@ -1,0 +1,95 @@
+"""--compile: the UNet compiled for the default size at start-up only; every other shape eager; never a recompile.
+
+torch.compile's graph capture (dynamo) is what decides when a compile happens; inductor only makes the code. The
+tests capture with the "eager" backend, which runs the captured graph as it is: seconds instead of minutes, and the
+images must then be exactly the eager UNet's. Inductor's own speed and image difference are measured by the
+benchmark (`python -m benchmarks.run --only app`, benchmarks/README.md).
+"""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from torch._dynamo.utils import counters
+
+from latent_demo import compiled
+from latent_demo.config import Settings
+from latent_demo.models import ModelLoadError, with_compiled_unet
+from latent_demo.params import GenerateParams
+from latent_demo.tasks import generate
+
+SIDE = 128  # the default side when max_image_side is 128
+
+
+@pytest.fixture(scope="module")
+def compiled_models(models):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(compiled, "BACKEND", "eager")
+        torch._dynamo.reset()
+        yield with_compiled_unet(models, Settings(fast_decoder="none", offline=True, max_image_side=SIDE))
+    torch._dynamo.reset()
+
+
+def calls_of(compiled_unet) -> list:
+    """Spy on the compiled callable: one entry per call that reached it."""
+    calls, inner = [], compiled_unet.compiled
+
+    def spy(*args, **kwargs):
+        calls.append(tuple(args[0].shape))
+        return inner(*args, **kwargs)
+
+    compiled_unet.compiled = spy
+    return calls
+
+
+def test_the_default_size_is_compiled_with_and_without_guidance_at_start_up(compiled_models):
+    unet = compiled_models.compiled_unet
+    assert compiled_models.unet_for_steps is unet and unet.eager is compiled_models.unet
+    assert {shape for shape, _, _ in unet.shapes} == {(1, 4, 16, 16), (2, 4, 16, 16)}
+    assert unet.compile_seconds > 0
+
+
+@pytest.mark.parametrize("scheduler", ["DDIM", "Euler", "DPM++ 2M"])  # int64 and float32 timesteps
+def test_the_default_size_runs_compiled_without_recompiling_and_matches_eager(compiled_models, models, settings,
+                                                                              scheduler):
+    calls, graphs = calls_of(compiled_models.compiled_unet), counters["stats"]["unique_graphs"]
+    for guidance in (0.0, 7.5):
+        params = GenerateParams(prompt="a fox", seed=3, num_inference_steps=2, guidance_scale=guidance,
+                                scheduler=scheduler, width=SIDE, height=SIDE)
+        ours, eager = generate(compiled_models, params, settings), generate(models, params, settings)
+        assert np.array_equal(np.asarray(ours.image), np.asarray(eager.image))
+    assert calls == [(1, 4, 16, 16)] * 2 + [(2, 4, 16, 16)] * 2
+    assert counters["stats"]["unique_graphs"] == graphs  # nothing compiled during a request
+
+
+def test_other_sizes_run_eager(compiled_models, settings):
+    calls, graphs = calls_of(compiled_models.compiled_unet), counters["stats"]["unique_graphs"]
+    params = GenerateParams(prompt="a fox", seed=3, num_inference_steps=2, width=64, height=96)
+    generate(compiled_models, params, settings)
+    assert calls == [] and counters["stats"]["unique_graphs"] == graphs
+
+
+def test_a_call_that_would_recompile_runs_eager_and_says_so(compiled_models, caplog):
+    """Compiled under inference mode (as the loop runs); called with gradients on, a guard fails: torch refuses to
+    recompile, the eager UNet answers, and the log says so once."""
+    unet = dataclasses.replace(compiled_models.compiled_unet, refused=set())
+    sample = torch.randn(1, 4, 16, 16)
+    text = torch.randn(1, 77, compiled_models.unet.config.cross_attention_dim)
+    with torch.no_grad():
+        reference = compiled_models.unet(sample, 10, encoder_hidden_states=text, return_dict=False)[0]
+    for _ in range(2):
+        assert torch.equal(unet(sample, 10, text)[0], reference)
+    assert caplog.text.count("would recompile") == 1
+
+
+def test_compile_is_refused_on_zerogpu(models, monkeypatch):
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    with pytest.raises(ModelLoadError, match="not supported on ZeroGPU"):
+        with_compiled_unet(models, Settings(fast_decoder="none", offline=True, compile=True))
+
+
+def test_default_side_is_512_within_the_limits():
+    assert compiled.default_side(8, 64, 768) == 512
+    assert compiled.default_side(8, 64, 300) == 296
+    assert compiled.default_side(8, 600, 768) == 600
