@@ -259,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += processes.bench_app_process(cfg.quick) if args.device == "cpu" else []
         rows += processes.bench_cold_start(cfg.quick) if args.device == "cpu" else []
         rows += processes.bench_served_path(cfg.quick, cfg.reps, args.device)
+        rows += [] if cfg.quick else processes.bench_compile(cfg.reps, args.device)  # minutes of compiling
     table = "\n".join(["| measurement | value | anchor | ratio | target | verdict |", "|---|---|---|---|---|---|"]
                       + [row.line() for row in rows])
     header = f"threads {torch.get_num_threads()}, torch {torch.__version__}, {'quick' if cfg.quick else 'full'} run"

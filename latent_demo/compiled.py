@@ -52,6 +52,9 @@ class CompiledUNet:
         if key not in self.shapes:
             return self.eager(sample, timestep, encoder_hidden_states=encoder_hidden_states, return_dict=return_dict)
         timestep = _as_compiled(timestep, sample.device)
+        # the loop's first latents and the prompt's embeddings were made outside inference mode, later latents in
+        # it: a guarded difference, so hand over inference tensors only (a copy of 16,384 values per image)
+        sample, encoder_hidden_states = (x if x.is_inference() else x.clone() for x in (sample, encoder_hidden_states))
         try:
             with torch.compiler.set_stance("fail_on_recompile"):
                 return self.compiled(sample, timestep, encoder_hidden_states=encoder_hidden_states,
@@ -84,8 +87,10 @@ class CompiledUNet:
 
 
 def _as_compiled(timestep, device: torch.device) -> torch.Tensor:
-    """One timestep type for every scheduler (int64 for DDIM, float32 for Euler...): another would recompile."""
-    return torch.as_tensor(timestep, device=device).to(torch.float32)
+    """The timestep as the compiled UNet was warmed up with, whatever the scheduler gives (int64 for DDIM, float32
+    for Euler, made outside inference mode): a float32 tensor on the device, made here, so an inference tensor
+    inside the loop. Any other type, device or mode would fail a guard and recompile."""
+    return torch.as_tensor(timestep, device=device).to(torch.float32, copy=True)
 
 
 def compile_unet(unet: torch.nn.Module, side: int, vae_scale_factor: int, text_dim: int) -> CompiledUNet:

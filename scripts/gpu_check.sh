@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The first command to run on a machine with a CUDA GPU (not part of CI): float16 parity with diffusers' pipelines in
-# one process and through the served app (scripts/gpu_parity.py prints every difference), then the ZeroGPU check.
+# one process and through the served app (scripts/gpu_parity.py prints every difference), the served path's speed
+# and --compile (benchmarks.run --only app --device cuda), then the ZeroGPU check.
 # Without a GPU it says so and exits 0.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,8 @@ export HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False PYTHONUNBUFFERED=1
 python3 -c "import torch; print('GPU:', torch.cuda.get_device_name(), '· torch', torch.__version__)"
 echo "== float16 parity with diffusers (UNet and text encoder float16, VAE float32)"
 python3 scripts/gpu_parity.py --device cuda --dtype float16 || status=1
+echo "== The served path against diffusers, and --compile (CUDA graphs) against eager (issue 14)"
+python3 -m benchmarks.run --only app --device cuda --out benchmarks/gpu-app-table.md || status=1
 echo "== ZeroGPU (the real spaces runtime)"
 bash scripts/zerogpu_check.sh || status=1
 exit ${status:-0}

@@ -52,7 +52,7 @@ def test_the_default_size_is_compiled_with_and_without_guidance_at_start_up(comp
 
 @pytest.mark.parametrize("scheduler", ["DDIM", "Euler", "DPM++ 2M"])  # int64 and float32 timesteps
 def test_the_default_size_runs_compiled_without_recompiling_and_matches_eager(compiled_models, models, settings,
-                                                                              scheduler):
+                                                                              scheduler, caplog):
     calls, graphs = calls_of(compiled_models.compiled_unet), counters["stats"]["unique_graphs"]
     for guidance in (0.0, 7.5):
         params = GenerateParams(prompt="a fox", seed=3, num_inference_steps=2, guidance_scale=guidance,
@@ -60,7 +60,8 @@ def test_the_default_size_runs_compiled_without_recompiling_and_matches_eager(co
         ours, eager = generate(compiled_models, params, settings), generate(models, params, settings)
         assert np.array_equal(np.asarray(ours.image), np.asarray(eager.image))
     assert calls == [(1, 4, 16, 16)] * 2 + [(2, 4, 16, 16)] * 2
-    assert counters["stats"]["unique_graphs"] == graphs  # nothing compiled during a request
+    assert counters["stats"]["unique_graphs"] == graphs  # nothing compiled during a request...
+    assert "would recompile" not in caplog.text  # ...and no call refused a recompile and fell back to eager
 
 
 def test_other_sizes_run_eager(compiled_models, settings):
