@@ -1,6 +1,7 @@
 """The Gradio internals the app touches: checked at launch, installed at launch only, and failures handled."""
 
 import asyncio
+import concurrent.futures
 import errno
 import logging
 import threading
@@ -60,6 +61,12 @@ def test_the_launched_app_writes_its_images_through_the_atomic_writer(client, mo
     assert len(calls) >= 7  # 4 channel pictures, original, reconstruction, error map
 
 
+def run_apart(coroutine):
+    """asyncio.run in a thread of its own: the browser tests' Playwright keeps an event loop in the main thread."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 GRADIO_POSTPROCESS = getattr(gr.Blocks.postprocess_data, "__wrapped__", gr.Blocks.postprocess_data)
 
 
@@ -78,10 +85,10 @@ def test_bare_skips_pass_through_unchanged_without_rebuilding_components(values,
     update_config = SessionState._update_config
     monkeypatch.setattr(SessionState, "_update_config", lambda state, key: (rebuilt.append(key),
                                                                             update_config(state, key)))
-    gradios = asyncio.run(GRADIO_POSTPROCESS(demo, block_fn, list(values), SessionState(demo)))
+    gradios = run_apart(GRADIO_POSTPROCESS(demo, block_fn, list(values), SessionState(demo)))
     rebuilt_by_gradio, rebuilt[:] = list(rebuilt), []
-    ours = asyncio.run(gradio_fixes.passing_skips_through(GRADIO_POSTPROCESS)(demo, block_fn, list(values),
-                                                                            SessionState(demo)))
+    ours = run_apart(gradio_fixes.passing_skips_through(GRADIO_POSTPROCESS)(demo, block_fn, list(values),
+                                                                          SessionState(demo)))
     assert ours == gradios  # what the browser receives is the same
     assert len(rebuilt_by_gradio) == sum(value == gr.skip() for value in values) and rebuilt == []
 
