@@ -113,12 +113,12 @@ class ModelRunner:
             def task(updates):
                 return job(self.models, self.settings, *args, updates)
 
-            noisy_pictures, denoised_pictures = [], []
+            noisy_pictures, denoised_pictures = {}, {}  # step index -> its screened previews (steps shown only)
             for kind, value in stream_task(task, self.slots):
                 if kind == "step":
                     value = self._step(*value)
-                    noisy_pictures.append(value.preview)
-                    denoised_pictures.append(value.denoised_preview)
+                    noisy_pictures[value.index] = value.preview
+                    denoised_pictures[value.index] = value.denoised_preview
                 elif kind == "done" and self.models.safety_filter is not None:
                     reuse = self.settings.preview == "approx"  # the live previews are those pictures, screened
                     attach_trajectory_previews(self.models, value, noisy_pictures if reuse else None,
@@ -166,10 +166,11 @@ def preview_image(models: Models, latents: torch.Tensor, size: tuple[int, int], 
     return preview
 
 
-def attach_trajectory_previews(models: Models, result: Any, screened: list | None = None,
-                               screened_denoised: list | None = None) -> None:
+def attach_trajectory_previews(models: Models, result: Any, screened: dict | None = None,
+                               screened_denoised: dict | None = None) -> None:
     """With the safety checker on, the trajectory's pictures (x_t and x̂₀) are screened in the job, where the checker
-    runs (`screened...`: the live previews, when they are those same pictures)."""
+    runs (`screened...`: step index -> the live previews, when they are those same pictures; the steps the stream
+    dropped are made here)."""
     if not getattr(result, "trajectory", None):
         return
     size = preview_size(result.trajectory[0])
@@ -177,10 +178,9 @@ def attach_trajectory_previews(models: Models, result: Any, screened: list | Non
     result.denoised_previews = _screened(models, result.denoised_trajectory, size, screened_denoised)
 
 
-def _screened(models: Models, steps: list, size: tuple[int, int], made: list | None) -> list[Image.Image]:
-    if made is not None and len(made) == len(steps) and all(p is not None for p in made):
-        return list(made)
-    return [preview_image(models, latents, size) for latents in steps]
+def _screened(models: Models, steps: list, size: tuple[int, int], made: dict | None) -> list[Image.Image]:
+    made = made or {}
+    return [made.get(index) or preview_image(models, latents, size) for index, latents in enumerate(steps)]
 
 
 def trajectory_pictures(models: Models, result: Any, view: str = DEFAULT_VIEW, shown: dict | None = None

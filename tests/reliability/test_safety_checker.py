@@ -63,6 +63,7 @@ def test_the_runner_screens_the_live_previews_and_the_trajectory(models, setting
     updates = list(model_runner(screened, settings).stream("generate", params))
     steps, (kind, result) = [value for kind, value in updates if kind == "step"], updates[-1]
     assert kind == "done" and steps[-1].index == 1  # a step the consumer had no time for may be skipped
+    assert all(result.trajectory_previews[step.index] is step.preview for step in steps)  # screened once, reused
     assert all(np.asarray(step.preview).max() == 0 == np.asarray(step.denoised_preview).max() for step in steps)
     for view in ("noisy", "denoised"):  # x_t and x̂₀ alike ("both" puts them side by side, with a white gap)
         pictures = trajectory_pictures(screened, result, view)
