@@ -11,10 +11,7 @@ except ImportError:
 import logging  # noqa: E402
 import sys  # noqa: E402
 
-from latent_demo.config import Settings, build_arg_parser  # noqa: E402
-from latent_demo.models import ModelLoadError, load_models  # noqa: E402
-from latent_demo.ui import gradio_compat  # noqa: E402
-from latent_demo.ui.app import build_app, launch  # noqa: E402
+from latent_demo.config import Settings, build_arg_parser  # noqa: E402  (no torch, no Gradio)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,6 +19,11 @@ def main(argv: list[str] | None = None) -> None:
         settings = Settings.from_sources(sys.argv[1:] if argv is None else argv)
     except ValueError as err:
         build_arg_parser().error(str(err))  # exits with the message and the usage, no traceback
+    # torch, diffusers and Gradio only now (~10 s of imports on 2 cores): --help and a bad flag answer at once
+    from latent_demo.models import ModelLoadError, load_models
+    from latent_demo.ui import gradio_compat
+    from latent_demo.ui.app import build_app, launch
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         gradio_compat.check()  # before minutes of loading: this Gradio must be the one our patches were read for

@@ -184,9 +184,10 @@ def test_a_fallback_that_was_not_asked_for_is_logged_as_an_error(monkeypatch, ca
 
 def test_the_app_refuses_to_start_on_another_gradio_before_loading_anything(monkeypatch, caplog):
     import app
+    from latent_demo import models as loading
 
     monkeypatch.setattr(gradio_compat, "TESTED_GRADIO", "6.30.0")
-    monkeypatch.setattr(app, "load_models", lambda settings: pytest.fail("models were loaded"))
+    monkeypatch.setattr(loading, "load_models", lambda settings: pytest.fail("models were loaded"))
     with caplog.at_level(logging.ERROR), pytest.raises(SystemExit) as exited:
         app.main(["--model", "offline", "--fast-decoder", "none"])
     assert exited.value.code == 1 and "checked against gradio 6.30.0" in caplog.text
