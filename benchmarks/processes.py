@@ -430,6 +430,9 @@ def bench_compile(reps: int, device: str) -> list[Row]:
     eager, compiled = times["eager"][2], times["compiled"][2]
     difference = np.abs(images["compiled"].astype(int) - images["eager"].astype(int))
     what = f"{'SD 1.5 size' if cuda else 'offline model'}, {size}px, {steps} steps, guidance {guidance:g}"
+    flops = unet_step_flops(model, size, 2 if guidance > 1 else 1)
+    peak = mm_peak_flops(device)
+    share = {name: flops / statistics.median(step_s[name]) for name in apps}
     return [Row(f"--compile: /generate end to end ({what})", f"{compiled:.2f} s", f"eager {eager:.2f} s",
                 compiled / eager, "≤ 0.5 s on an H100" if cuda else "", compiled <= 0.5 if cuda else None),
             Row("… UNet per step, in the server", f"{statistics.median(step_s['compiled']):.3f} s",
@@ -438,7 +441,42 @@ def bench_compile(reps: int, device: str) -> list[Row]:
             Row("… `python app.py` → page served (compiling included)", f"{started['compiled']:.0f} s",
                 f"eager {started['eager']:.0f} s"),
             Row("… final image against eager's (8-bit levels)",
-                f"max {difference.max()}, mean {difference.mean():.2f}")]
+                f"max {difference.max()}, mean {difference.mean():.2f}"),
+            Row(f"… the UNet's throughput in the server against this {device}'s torch.mm peak, compiled",
+                f"{share['compiled'] / 1e9:.0f} GFLOP/s ({flops / 1e9:.0f} GFLOP a step)",
+                f"mm {peak / 1e9:.0f} GFLOP/s", share["compiled"] / peak),
+            Row("… the same, eager", f"{share['eager'] / 1e9:.0f} GFLOP/s", f"mm {peak / 1e9:.0f} GFLOP/s",
+                share["eager"] / peak)]
+
+
+def unet_step_flops(model: str, size: int, batch: int) -> int:
+    """FLOPs of one UNet call of the served model at `size` px, attention included (counted as the lesson counts
+    them: on the meta device, attention written as matmuls)."""
+    from diffusers import UNet2DConditionModel
+
+    from latent_demo.offline_model import tiny_unet
+    from latent_demo.why_latents import counted_step_cost
+
+    config = tiny_unet().config if model == "offline" else UNet2DConditionModel.load_config(Path(model) / "unet")
+    with torch.device("meta"):
+        unet = UNet2DConditionModel.from_config(config)
+    return batch * counted_step_cost(unet, unet.config.in_channels, size // 8, size // 8).flops
+
+
+def mm_peak_flops(device: str, n: int = 4096) -> float:
+    """FLOP/s of a large square torch.mm in the app's default dtype on `device` (the attainable peak)."""
+    from latent_demo.models import choose_dtypes
+
+    dtype = choose_dtypes(torch.device(device), "auto")[0]
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+
+    def product():
+        a @ b
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    product()
+    return 2 * n**3 / statistics.median(seconds(product) for _ in range(5 if device == "cpu" else 50))
 
 
 class RawDiffusers:

@@ -8,13 +8,20 @@ not foresee) is refused by torch ("fail_on_recompile") and runs eager.
 
 On CUDA the compile records CUDA graphs (mode "reduce-overhead"), which the issue's H100 measurement favoured
 (0.28 s against 0.54 s for plain inductor at 25 steps); on a CPU it is plain inductor (+9–22 % a step,
-benchmarks/README.md). ZeroGPU's short-lived workers keep no just-in-time compilation; its ahead-of-time route
-(`spaces.aoti_*`) is not built yet, so `--compile` is refused there.
+benchmarks/README.md).
+
+ZeroGPU's short-lived workers keep no just-in-time compilation, so there the UNet is compiled ahead of time
+(`aot_compile_unet`): exported once for the default size (batch 1 to 2) and compiled by AOTInductor through
+`spaces.aoti_compile`, inside one `spaces.GPU` call at start-up. The compiled model it returns crosses to the main
+process with its own copy of the weights (spaces pickles them into shared memory), and every later worker loads
+it. `spaces.aoti_apply` is not used: it empties the module's weights, which would leave no eager UNet for the
+other sizes; the same dispatch as above calls the compiled model for the default size instead.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +34,7 @@ TOKENS = 77  # CLIP's sequence length: every prompt's embeddings have this many 
 CUDA_MODE = "reduce-overhead"  # CUDA graphs
 CPU_MODE = "default"  # inductor
 BACKEND = "inductor"  # tests swap in "eager" (graph capture only) to check the dispatch in seconds
+AOT_COMPILE_SECONDS = 1500  # ZeroGPU: what the start-up compile asks for (held only while it runs)
 
 
 def default_side(vae_scale_factor: int, min_side: int, max_side: int) -> int:
@@ -46,6 +54,7 @@ class CompiledUNet:
     shapes: set = field(default_factory=set)  # (sample shape, text embeddings shape, dtype) warmed up
     compile_seconds: float = 0.0
     refused: set = field(default_factory=set)  # shapes a call found compiled, but a guard failed (said once)
+    called: set = field(default_factory=set)  # (process, shape) that ran the compiled code (said once)
 
     def __call__(self, sample: torch.Tensor, timestep, encoder_hidden_states: torch.Tensor, return_dict: bool = False):
         key = (tuple(sample.shape), tuple(encoder_hidden_states.shape), sample.dtype)
@@ -55,10 +64,17 @@ class CompiledUNet:
         # the loop's first latents and the prompt's embeddings were made outside inference mode, later latents in
         # it: a guarded difference, so hand over inference tensors only (a copy of 16,384 values per image)
         sample, encoder_hidden_states = (x if x.is_inference() else x.clone() for x in (sample, encoder_hidden_states))
+        first = (os.getpid(), key) not in self.called  # a ZeroGPU worker is a process of its own
+        started = time.perf_counter()
         try:
             with torch.compiler.set_stance("fail_on_recompile"):
-                return self.compiled(sample, timestep, encoder_hidden_states=encoder_hidden_states,
-                                     return_dict=return_dict)
+                output = self.compiled(sample, timestep, encoder_hidden_states=encoder_hidden_states,
+                                       return_dict=return_dict)
+            if first:
+                self.called.add((os.getpid(), key))
+                log.info("the compiled UNet ran for %s (first call in this process: %.2f s)", key,
+                         time.perf_counter() - started)
+            return output
         except RuntimeError as err:
             if "recompil" not in str(err).lower():
                 raise
@@ -70,20 +86,35 @@ class CompiledUNet:
     def warm_up(self, side: int, vae_scale_factor: int, text_dim: int) -> None:
         """Compile (and on CUDA record the graphs) for `side`×`side` images, batch 1 and 2, timing it all."""
         started = time.perf_counter()
-        latent = side // vae_scale_factor
         unet = self.eager
-        for batch in (1, 2):
-            with torch.inference_mode():  # as the loop runs: its tensors are inference tensors, a guarded property
-                sample = torch.randn(batch, unet.config.in_channels, latent, latent, device=unet.device,
-                                     dtype=unet.dtype)
-                text = torch.randn(batch, TOKENS, text_dim, device=unet.device, dtype=unet.dtype)
-                self.shapes.add((tuple(sample.shape), tuple(text.shape), sample.dtype))
+        for sample, text in example_inputs(unet, side, vae_scale_factor, text_dim):
+            self.shapes.add(call_key(sample, text))
+            with torch.inference_mode():  # as the loop runs (a guarded property)
                 for _ in range(3 if unet.device.type == "cuda" else 1):  # CUDA graphs: warm-up, record, replay
                     self.compiled(sample, _as_compiled(999, unet.device), encoder_hidden_states=text,
                                   return_dict=False)
         if unet.device.type == "cuda":
             torch.cuda.synchronize(unet.device)
         self.compile_seconds = time.perf_counter() - started
+
+
+def call_key(sample: torch.Tensor, text: torch.Tensor) -> tuple:
+    return tuple(sample.shape), tuple(text.shape), sample.dtype
+
+
+def call_keys(unet: torch.nn.Module, side: int, vae_scale_factor: int, text_dim: int) -> list[tuple]:
+    """The call keys of `side`×`side` images: batch 1 without guidance, batch 2 with it."""
+    latent = side // vae_scale_factor
+    return [((batch, unet.config.in_channels, latent, latent), (batch, TOKENS, text_dim), unet.dtype)
+            for batch in (1, 2)]
+
+
+def example_inputs(unet: torch.nn.Module, side: int, vae_scale_factor: int, text_dim: int) -> list[tuple]:
+    """(latents, prompt embeddings) of each of those keys, made in inference mode as the loop's are."""
+    made = dict(device=unet.device, dtype=unet.dtype)
+    with torch.inference_mode():
+        return [(torch.randn(sample, **made), torch.randn(text, **made))
+                for sample, text, _ in call_keys(unet, side, vae_scale_factor, text_dim)]
 
 
 def _as_compiled(timestep, device: torch.device) -> torch.Tensor:
@@ -101,4 +132,33 @@ def compile_unet(unet: torch.nn.Module, side: int, vae_scale_factor: int, text_d
     log.info("compiling the UNet for %d×%d px images (%s, %s); this takes a while", side, side, BACKEND, mode)
     compiled.warm_up(side, vae_scale_factor, text_dim)
     log.info("compiled the UNet in %.0f s", compiled.compile_seconds)
+    return compiled
+
+
+def export_unet(unet: torch.nn.Module, side: int, vae_scale_factor: int, text_dim: int):
+    """torch.export of the UNet as the loop calls it for `side`×`side` images: batch 1 or 2 (one program for both,
+    so one copy of the weights), a float32 timestep, `return_dict=False`."""
+    sample, text = example_inputs(unet, side, vae_scale_factor, text_dim)[1]  # batch 2: a size not specialised
+    batch = torch.export.Dim("batch", min=1, max=2)
+    with torch.no_grad():
+        return torch.export.export(unet, (sample, _as_compiled(999, unet.device)),
+                                   {"encoder_hidden_states": text, "return_dict": False},
+                                   dynamic_shapes={"sample": {0: batch}, "timestep": None,
+                                                   "encoder_hidden_states": {0: batch}, "return_dict": None})
+
+
+def aot_compile_unet(unet: torch.nn.Module, side: int, vae_scale_factor: int, text_dim: int,
+                     spaces) -> CompiledUNet:
+    """ZeroGPU's `--compile`: export and AOTInductor-compile in one `spaces.GPU` call at start-up (the module's
+    docstring says why); `spaces` is the imported package (or a stand-in with its `GPU` and `aoti_compile`)."""
+    def export_and_compile():  # runs in a GPU worker: CUDA is real only there
+        return spaces.aoti_compile(export_unet(unet, side, vae_scale_factor, text_dim))
+
+    started = time.perf_counter()
+    log.info("compiling the UNet ahead of time for %d×%d px images (spaces.aoti_compile); this takes a while",
+             side, side)
+    program = spaces.GPU(export_and_compile, duration=AOT_COMPILE_SECONDS)()
+    compiled = CompiledUNet(unet, program, compile_seconds=time.perf_counter() - started)
+    compiled.shapes.update(call_keys(unet, side, vae_scale_factor, text_dim))  # named, not run: no GPU here
+    log.info("compiled the UNet ahead of time in %.0f s", compiled.compile_seconds)
     return compiled

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import os
 import socket
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ import torch
 from diffusers import AutoencoderKL, AutoencoderTiny, DDIMScheduler, UNet2DConditionModel
 from transformers import CLIPTextModel, CLIPTokenizer, PreTrainedTokenizerBase
 
-from latent_demo.compiled import CompiledUNet, compile_unet, default_side
+from latent_demo.compiled import CompiledUNet, aot_compile_unet, compile_unet, default_side
 from latent_demo.config import Settings
 from latent_demo.offline_model import build_offline_components
 from latent_demo.safety import SAFETY_CHECKER_REPO, SafetyFilter, load_safety_filter
@@ -167,13 +168,15 @@ def load_models(settings: Settings) -> Models:
 
 def with_compiled_unet(models: Models, settings: Settings) -> Models:
     """--compile: the UNet compiled for the Generate tab's default size, at start-up (compiled.py says why)."""
-    if os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true"):
-        raise ModelLoadError("--compile is not supported on ZeroGPU yet: its workers keep no just-in-time "
-                             "compilation, and the ahead-of-time route (spaces.aoti_*) is not built; start without "
-                             "--compile")
     side = default_side(models.vae_scale_factor, settings.min_image_side, settings.max_image_side)
-    compiled = compile_unet(models.unet, side, models.vae_scale_factor, models.unet.config.cross_attention_dim)
-    return dataclasses.replace(models, compiled_unet=compiled)
+    shape = (models.unet, side, models.vae_scale_factor, models.unet.config.cross_attention_dim)
+    if os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true"):  # as spaces reads it
+        spaces = sys.modules.get("spaces")
+        if spaces is None or not hasattr(spaces, "aoti_compile"):
+            raise ModelLoadError("--compile on ZeroGPU needs the `spaces` package imported first, with its "
+                                 "ahead-of-time compiler (spaces.aoti_compile, spaces 0.51+): start without --compile")
+        return dataclasses.replace(models, compiled_unet=aot_compile_unet(*shape, spaces))
+    return dataclasses.replace(models, compiled_unet=compile_unet(*shape))
 
 
 HUB_RETRY_WAITS_S = (5, 15)  # a Hub hiccup at start-up must not leave a Space on the untrained model until restart

@@ -2,7 +2,8 @@
 # ZeroGPU for real, on any machine with a CUDA GPU: the real `spaces` runtime in ZeroGPU mode against our device API
 # (scripts/zerogpu/device_api.py). Runs every endpoint, a cancelled stream and both hand-offs, prints the GPU seconds
 # held per endpoint, then how many default generations fit in a 120 s (not logged in) and a 210 s (free account)
-# daily quota. Not part of CI. Without a GPU it says so and exits 0.
+# daily quota; then the same app with --compile (the UNet compiled ahead of time through spaces.aoti_compile in one
+# GPU call at start-up) and every endpoint again. Not part of CI. Without a GPU it says so and exits 0.
 #   bash scripts/zerogpu_check.sh                      # SD 1.5-size random weights, built here (about a minute)
 #   bash scripts/zerogpu_check.sh --model FOLDER ...   # any app flags
 set -uo pipefail
@@ -26,17 +27,23 @@ start_device_api() {  # $1: daily quota in seconds
   api=$!
   sleep 1
 }
+start_app() {  # $1: the app's log; the rest: extra app flags. Waits for the page (compiling takes minutes).
+  local log=$1; shift
+  local started=$SECONDS
+  SPACES_ZERO_GPU=true SPACES_ZERO_DEVICE_API_URL=http://127.0.0.1:$api_port \
+    python3 app.py "${app_flags[@]}" "$@" --port $app_port --fast-decoder none >"$log" 2>&1 &
+  app=$!
+  for _ in $(seq 1800); do
+    curl -sf "http://127.0.0.1:$app_port/config" >/dev/null && break
+    kill -0 $app 2>/dev/null || { echo "zerogpu_check: the app exited at start-up:"; tail -30 "$log"; exit 1; }
+    sleep 1
+  done
+  echo "== the app $* started under the real ZeroGPU runtime in $((SECONDS - started)) s (log: $log)"
+}
+app_flags=("$@")
 start_device_api 100000
-SPACES_ZERO_GPU=true SPACES_ZERO_DEVICE_API_URL=http://127.0.0.1:$api_port \
-  python3 app.py "$@" --port $app_port --fast-decoder none >"$work/app.log" 2>&1 &
-app=$!
+start_app "$work/app.log"
 trap 'kill $app $api 2>/dev/null' EXIT
-for _ in $(seq 300); do
-  curl -sf "http://127.0.0.1:$app_port/config" >/dev/null && break
-  kill -0 $app 2>/dev/null || { echo "zerogpu_check: the app exited at start-up:"; tail -30 "$work/app.log"; exit 1; }
-  sleep 1
-done
-echo "== the app started under the real ZeroGPU runtime ($(grep -c . "$work/app.log") log lines in $work/app.log)"
 echo "== every endpoint, Cancel, the hand-offs (no quota)"
 python3 scripts/zerogpu/drive.py "http://127.0.0.1:$app_port/" "$work/schedule-100000.jsonl" || status=1
 for quota in 120 210; do
@@ -45,5 +52,12 @@ for quota in 120 210; do
   echo "== a ${quota} s daily quota"
   python3 scripts/zerogpu/drive.py "http://127.0.0.1:$app_port/" "$work/schedule-$quota.jsonl" --until-refused || status=1
 done
+kill $app $api; wait $app $api 2>/dev/null
+mv "$work/schedule-100000.jsonl" "$work/schedule-eager.jsonl"
+start_device_api 100000
+start_app "$work/app-compile.log" --compile
+grep -i "compiled the unet" "$work/app-compile.log"
+echo "== --compile: every endpoint, Cancel, the hand-offs (no quota)"
+python3 scripts/zerogpu/drive.py "http://127.0.0.1:$app_port/" "$work/schedule-100000.jsonl" || status=1
 echo "logs: $work"
 exit ${status:-0}

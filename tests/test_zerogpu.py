@@ -19,6 +19,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
+from latent_demo import compiled
 from latent_demo.config import Settings
 from latent_demo.gpu_budget import generation_seconds, vae_seconds
 from latent_demo.params import GenerateParams
@@ -40,11 +41,11 @@ def zerogpu_environment(tmp: Path) -> dict:
             "PYTHONUNBUFFERED": "1"}
 
 
-def start_app(tmp: Path):
+def start_app(tmp: Path, *flags: str):
     """`python app.py` in ZeroGPU mode under the double, as Spaces starts it; returns (process, url, tmp)."""
     port = free_port()
     output = open(tmp / "server.log", "w")  # noqa: SIM115  (closed with the process)
-    process = subprocess.Popen([sys.executable, "app.py", *APP_FLAGS, "--port", str(port)], cwd=ROOT,
+    process = subprocess.Popen([sys.executable, "app.py", *APP_FLAGS, *flags, "--port", str(port)], cwd=ROOT,
                                env=zerogpu_environment(tmp), stdout=output, stderr=subprocess.STDOUT,
                                start_new_session=True)
     url = f"http://127.0.0.1:{port}/"
@@ -121,6 +122,29 @@ def test_generate_runs_in_the_worker_and_equals_the_same_task_in_one_process(zcl
     call = calls(zerogpu_app[1])[-1]
     assert call["args"][0] == "generate" and call["ended"] == "done" and call["yields"] == 4  # 3 steps + result
     assert call["requested_s"] == generation_seconds(3, 0.0, 128, 128)
+
+
+def test_compile_compiles_ahead_of_time_in_a_gpu_call_and_the_workers_run_it(tmp_path):
+    """--compile on ZeroGPU: the UNet exported and compiled (the double's stand-in for AOTInductor) in one GPU call
+    at start-up; the program crosses to the main process and a later worker runs it for the default size."""
+    process, url, tmp = start_app(tmp_path, "--compile")
+    try:
+        final = Client(url, verbose=False).predict("a fox", "", 5, False, 2, 7.5, DEFAULT, SIDE, SIDE, False,
+                                                   api_name="/generate")[3]
+    finally:
+        stop_app(process)
+    models = load_configured_models("default")
+    params = GenerateParams(prompt="a fox", seed=5, num_inference_steps=2, guidance_scale=7.5, width=SIDE, height=SIDE)
+    expected = generate(models, params, Settings(fast_decoder="none", offline=True, max_image_side=SIDE))
+    assert np.array_equal(pixels(final), np.asarray(expected.image))
+    compile_call, generate_call = calls(tmp / "zerogpu.jsonl")
+    assert compile_call["function"] == "export_and_compile" and compile_call["ended"] == "done"
+    assert compile_call["requested_s"] == compiled.AOT_COMPILE_SECONDS
+    assert generate_call["args"][0] == "generate" and generate_call["ended"] == "done"
+    log = (tmp / "server.log").read_text()
+    assert "compiled the UNet ahead of time" in log
+    side = SIDE // 8
+    assert f"the compiled UNet ran for (({2}, 4, {side}, {side})" in log  # guided: batch 2, in the worker
 
 
 def test_every_other_endpoint_works_through_the_worker(zclient, zerogpu_app):

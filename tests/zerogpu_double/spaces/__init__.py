@@ -13,6 +13,7 @@ cannot run for real (it needs CUDA):
   gr.Error(<exception class name>, title="ZeroGPU worker error"); a dead worker gives "GPU task aborted".
 - Cancel: when the visitor's generator is closed, the parent sets a stop event; the worker closes the task's
   generator only after its next yield.
+- `aoti_compile` returns the exported program, not AOTInductor's compiled one (see its docstring).
 - Importing it after torch, diffusers or transformers fails, as ZeroGPU's start-up does once CUDA was touched.
 It also writes one JSON line per call (requested and held seconds, yields, how it ended) to ZEROGPU_DOUBLE_LOG, in
 the format of scripts/zerogpu/device_api.py's log ("released" and "refused" events),
@@ -22,6 +23,7 @@ and charges the seconds really held against the quota in the file ZEROGPU_DOUBLE
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import multiprocessing
 import os
@@ -75,6 +77,8 @@ def GPU(task=None, *, duration=None, size=None, **kwargs):  # noqa: N802  (the r
 def _decorate(task, duration):
     if not ZERO_GPU:
         return task
+    if not inspect.isgeneratorfunction(task):
+        return _regular(task, duration)
     worker: list[_Worker] = []  # at most one warm worker, reused while it is alive
 
     @wraps(task)
@@ -114,6 +118,56 @@ def _decorate(task, duration):
                 raise
 
     return gradio_handler
+
+
+def _regular(task, duration):
+    """spaces' regular_function_wrapper: the same worker, quota and error mapping; the result is pickled back."""
+    def single_result(*args, **kwargs):
+        yield task(*args, **kwargs)
+
+    single_result.__name__ = task.__name__
+    as_generator = _decorate(single_result, duration)
+
+    @wraps(task)
+    def gradio_handler(*args, **kwargs):
+        if _forked:
+            return task(*args, **kwargs)
+        results = list(as_generator(*args, **kwargs))
+        return results[0]
+
+    return gradio_handler
+
+
+def aoti_compile(exported_program, inductor_configs=None):
+    """Stands in for spaces.aoti_compile (AOTInductor: minutes of C++ compiling, and its weights cross in pinned
+    CUDA memory): the exported program itself, saved with its own copy of the weights and run as it is wherever it
+    is called, loaded once per process as spaces' compiled model is. So the route is the real one (export in the
+    worker, the program pickled back, called by the main process's later workers); the compiler is not. The real
+    `aoti_compile` runs on a CPU in tests/test_compile.py and on a GPU in scripts/zerogpu_check.sh."""
+    import io
+
+    import torch
+
+    archive = io.BytesIO()
+    torch.export.save(exported_program, archive)
+    return _ExportedModel(archive.getvalue())
+
+
+class _ExportedModel:
+    def __init__(self, archive: bytes):
+        self.archive, self._module = archive, None
+
+    def __call__(self, *args, **kwargs):
+        if self._module is None:
+            import io
+
+            import torch
+
+            self._module = torch.export.load(io.BytesIO(self.archive)).module()
+        return self._module(*args, **kwargs)
+
+    def __reduce__(self):
+        return _ExportedModel, (self.archive,)
 
 
 def _read_results(current, warm: list, arrived: queue.Queue, record: dict) -> None:
