@@ -38,9 +38,10 @@ class Settings:
     vae_dtype: str = _setting("auto", "VAE dtype", ("auto", "float32", "float16", "bfloat16"))
     # Screens every generated image and every streamed preview; flagged ones are shown black.
     safety_checker: bool = _setting(False, "run the Stable Diffusion safety checker on generated images and previews")
-    # torch.compile of the UNet for the default image size at start-up (CUDA graphs on a GPU); other sizes run eager.
+    # torch.compile of the UNet for the default image size at start-up (CUDA graphs on a GPU, ahead of time on
+    # ZeroGPU); other sizes run eager.
     compile: bool = _setting(False, "compile the UNet at start-up for the default image size: faster steps at that "
-                                    "size, minutes more start-up (not on ZeroGPU)")
+                                    "size, minutes more start-up")
     # Never touch the Hub: only local folders and the cache. Also on when HF_HUB_OFFLINE=1.
     offline: bool = _setting(False, "load models from local files and the cache only")
 

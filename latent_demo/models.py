@@ -175,8 +175,16 @@ def with_compiled_unet(models: Models, settings: Settings) -> Models:
         if spaces is None or not hasattr(spaces, "aoti_compile"):
             raise ModelLoadError("--compile on ZeroGPU needs the `spaces` package imported first, with its "
                                  "ahead-of-time compiler (spaces.aoti_compile, spaces 0.51+): start without --compile")
-        return dataclasses.replace(models, compiled_unet=aot_compile_unet(*shape, spaces))
-    return dataclasses.replace(models, compiled_unet=compile_unet(*shape))
+        how, compile_ = "ahead of time in a ZeroGPU worker", lambda: aot_compile_unet(*shape, spaces)
+    else:
+        how, compile_ = "with torch.compile", lambda: compile_unet(*shape)
+    try:
+        return dataclasses.replace(models, compiled_unet=compile_())
+    except Exception as err:  # noqa: BLE001  (any compiler failure: the owner asked for it, so say so and stop)
+        log.exception("compiling the UNet failed")
+        raise ModelLoadError(f"--compile: compiling the UNet {how} failed ({type(err).__name__}: "
+                             f"{_first_line(err)}); the log has the details. Start without --compile to run "
+                             "it eager") from err
 
 
 HUB_RETRY_WAITS_S = (5, 15)  # a Hub hiccup at start-up must not leave a Space on the untrained model until restart

@@ -63,7 +63,7 @@ def main() -> int:
         return program(*args, **kwargs)
 
     unet.compiled = counted
-    failed = not isinstance(program, aoti.ZeroGPUCompiledModel)
+    failed = not isinstance(program.program, aoti.ZeroGPUCompiledModel)  # (inside LoadedOncePerProcess)
     for guidance in (0.0, 7.5):
         params = GenerateParams(prompt="a red fox", seed=3, num_inference_steps=4, guidance_scale=guidance,
                                 width=SIDE, height=SIDE)

@@ -9,11 +9,14 @@ On ZeroGPU the UNet is exported and compiled ahead of time in a GPU call: here w
 `spaces.aoti_compile` (the exported program, run as it is); `python scripts/aot_check.py` runs the real one.
 """
 
+import contextvars
 import dataclasses
 import importlib.util
 import pickle
 import sys
+import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -150,6 +153,45 @@ def test_the_ahead_of_time_program_runs_the_default_size_and_matches_eager(aot_m
     calls.clear()
     generate(aot_models[0], GenerateParams(prompt="a fox", num_inference_steps=2, width=64, height=96), settings)
     assert calls == []  # other sizes: the eager UNet (the program was exported for the default size only)
+
+
+def test_the_compiled_program_is_loaded_once_per_process_whichever_thread_calls_it():
+    """spaces' compiled model keeps what it loaded in a ContextVar, and each request's loop runs in a new thread
+    (an empty context): called directly, it would load again for every request."""
+    loads = []
+
+    class Program:  # as spaces' ZeroGPUCompiledModel
+        loaded = contextvars.ContextVar("loaded", default=None)
+
+        def __call__(self, x):
+            if self.loaded.get() is None:
+                loads.append(x)
+                self.loaded.set(True)
+            return x
+
+    def from_new_threads(program, count=3):
+        for i in range(count):
+            thread = threading.Thread(target=program, args=(i,))
+            thread.start()
+            thread.join()
+
+    from_new_threads(Program())
+    assert len(loads) == 3  # the problem
+    loads.clear()
+    from_new_threads(compiled.LoadedOncePerProcess(Program()))
+    assert len(loads) == 1
+
+
+def test_a_failed_compile_stops_the_start_with_a_clear_message(models, monkeypatch):
+    def failing_compiler(program):
+        raise RuntimeError("C++ compile failed: no compiler")
+
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    monkeypatch.setitem(sys.modules, "spaces", SimpleNamespace(GPU=lambda task, duration: task,
+                                                               aoti_compile=failing_compiler))
+    with pytest.raises(ModelLoadError, match="ahead of time in a ZeroGPU worker failed .RuntimeError: C.. compile "
+                                             "failed.*Start without --compile"):
+        with_compiled_unet(models, Settings(fast_decoder="none", offline=True, max_image_side=SIDE))
 
 
 def test_compile_on_zerogpu_without_the_spaces_package_is_refused_clearly(models, monkeypatch):

@@ -126,25 +126,31 @@ def test_generate_runs_in_the_worker_and_equals_the_same_task_in_one_process(zcl
 
 def test_compile_compiles_ahead_of_time_in_a_gpu_call_and_the_workers_run_it(tmp_path):
     """--compile on ZeroGPU: the UNet exported and compiled (the double's stand-in for AOTInductor) in one GPU call
-    at start-up; the program crosses to the main process and a later worker runs it for the default size."""
+    at start-up; the program crosses to the main process, and the worker loads it once for all its requests."""
     process, url, tmp = start_app(tmp_path, "--compile")
     try:
-        final = Client(url, verbose=False).predict("a fox", "", 5, False, 2, 7.5, DEFAULT, SIDE, SIDE, False,
-                                                   api_name="/generate")[3]
+        client = Client(url, verbose=False)
+        finals = [client.predict("a fox", "", 5, False, 2, guidance, DEFAULT, SIDE, SIDE, False,
+                                 api_name="/generate")[3] for guidance in (7.5, 0.0)]
     finally:
         stop_app(process)
     models = load_configured_models("default")
-    params = GenerateParams(prompt="a fox", seed=5, num_inference_steps=2, guidance_scale=7.5, width=SIDE, height=SIDE)
-    expected = generate(models, params, Settings(fast_decoder="none", offline=True, max_image_side=SIDE))
-    assert np.array_equal(pixels(final), np.asarray(expected.image))
-    compile_call, generate_call = calls(tmp / "zerogpu.jsonl")
+    for final, guidance in zip(finals, (7.5, 0.0), strict=True):
+        params = GenerateParams(prompt="a fox", seed=5, num_inference_steps=2, guidance_scale=guidance, width=SIDE,
+                                height=SIDE)
+        expected = generate(models, params, Settings(fast_decoder="none", offline=True, max_image_side=SIDE))
+        assert np.array_equal(pixels(final), np.asarray(expected.image))
+    events = calls(tmp / "zerogpu.jsonl")
+    compile_call, *generate_calls = [event for event in events if event["event"] == "released"]
     assert compile_call["function"] == "export_and_compile" and compile_call["ended"] == "done"
     assert compile_call["requested_s"] == compiled.AOT_COMPILE_SECONDS
-    assert generate_call["args"][0] == "generate" and generate_call["ended"] == "done"
+    assert [call["args"][0] for call in generate_calls] == ["generate"] * 2
+    assert len([event for event in events if event["event"] == "aoti_load"]) == 1  # not once per request
     log = (tmp / "server.log").read_text()
     assert "compiled the UNet ahead of time" in log
     side = SIDE // 8
-    assert f"the compiled UNet ran for (({2}, 4, {side}, {side})" in log  # guided: batch 2, in the worker
+    for batch in (2, 1):  # guided, then not: both ran the program, in the worker
+        assert f"the compiled UNet ran for (({batch}, 4, {side}, {side})" in log
 
 
 def test_every_other_endpoint_works_through_the_worker(zclient, zerogpu_app):

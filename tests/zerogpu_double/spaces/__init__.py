@@ -23,6 +23,7 @@ and charges the seconds really held against the quota in the file ZEROGPU_DOUBLE
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import inspect
 import json
 import multiprocessing
@@ -140,10 +141,11 @@ def _regular(task, duration):
 
 def aoti_compile(exported_program, inductor_configs=None):
     """Stands in for spaces.aoti_compile (AOTInductor: minutes of C++ compiling, and its weights cross in pinned
-    CUDA memory): the exported program itself, saved with its own copy of the weights and run as it is wherever it
-    is called, loaded once per process as spaces' compiled model is. So the route is the real one (export in the
-    worker, the program pickled back, called by the main process's later workers); the compiler is not. The real
-    `aoti_compile` runs on a CPU in tests/test_compile.py and on a GPU in scripts/zerogpu_check.sh."""
+    CUDA memory): the exported program itself, saved with its own copy of the weights and run as it is. Loaded as
+    spaces' compiled model loads (ZeroGPUCompiledModel): on a call that finds nothing in its ContextVar, kept there,
+    each load logged ("aoti_load"). So the route is the real one (export in the worker, the program pickled back,
+    called by later workers, loaded per context); the compiler is not. The real `aoti_compile` runs on a CPU in
+    scripts/aot_check.py and on a GPU in scripts/zerogpu_check.sh."""
     import io
 
     import torch
@@ -155,16 +157,19 @@ def aoti_compile(exported_program, inductor_configs=None):
 
 class _ExportedModel:
     def __init__(self, archive: bytes):
-        self.archive, self._module = archive, None
+        self.archive = archive
+        self.loaded = contextvars.ContextVar("compiled_model", default=None)
 
     def __call__(self, *args, **kwargs):
-        if self._module is None:
+        if (module := self.loaded.get()) is None:
             import io
 
             import torch
 
-            self._module = torch.export.load(io.BytesIO(self.archive)).module()
-        return self._module(*args, **kwargs)
+            module = torch.export.load(io.BytesIO(self.archive)).module()
+            self.loaded.set(module)
+            _log({"event": "aoti_load", "pid": os.getpid()})
+        return module(*args, **kwargs)
 
     def __reduce__(self):
         return _ExportedModel, (self.archive,)
