@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         del sd15
         gc.collect()
     if "app" in args.only:
-        rows += processes.bench_app_process(cfg.quick) if args.device == "cpu" else []
+        rows += processes.bench_app_process() if args.device == "cpu" and not cfg.quick else []
         rows += processes.bench_cold_start(cfg.quick) if args.device == "cpu" else []
         rows += processes.bench_served_path(cfg.quick, cfg.reps, args.device)
         rows += [] if cfg.quick else processes.bench_compile(cfg.reps, args.device)  # minutes of compiling
