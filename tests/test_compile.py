@@ -137,7 +137,8 @@ def test_on_zerogpu_the_unet_is_compiled_ahead_of_time_in_one_gpu_call_at_start_
     unet = models.compiled_unet
     assert models.unet_for_steps is unet and unet.eager is models.unet
     assert {shape for shape, _, _ in unet.shapes} == {(1, 4, 16, 16), (2, 4, 16, 16)}
-    assert not isinstance(unet.compiled, torch.nn.Module)  # the program that crossed back, not the module
+    assert isinstance(unet.compiled, compiled.LoadedOncePerProcess)
+    assert type(unet.compiled.program).__name__ == "_ExportedModel"  # the program that crossed back
 
 
 @pytest.mark.parametrize("scheduler", ["DDIM", "Euler"])  # int64 and float32 timesteps
