@@ -60,7 +60,7 @@ class CompiledUNet:
     called: set = field(default_factory=set)  # (process, shape) that ran the compiled code (said once)
 
     def __call__(self, sample: torch.Tensor, timestep, encoder_hidden_states: torch.Tensor, return_dict: bool = False):
-        key = (tuple(sample.shape), tuple(encoder_hidden_states.shape), sample.dtype)
+        key = call_key(sample, encoder_hidden_states)
         if key not in self.shapes:
             return self.eager(sample, timestep, encoder_hidden_states=encoder_hidden_states, return_dict=return_dict)
         timestep = _as_compiled(timestep, sample.device)
