@@ -193,6 +193,61 @@ def test_errors_cross_the_process_boundary_readably(zclient, tmp_path):
     assert zclient.predict("a fox", "", 1, False, 1, 0.0, DEFAULT, 128, 128, False, api_name="/generate")[0] == 1
 
 
+UNPICKLABLE_RESULTS = """
+import json, threading
+import spaces, gradio as gr
+from types import SimpleNamespace
+from latent_demo.config import Settings
+from latent_demo.ui.model_work import ModelRunner
+
+class Refuses:  # fails to pickle with a message that does not say "pickle"
+    def __reduce__(self):
+        raise ValueError("refused")
+
+def value(kind):
+    return threading.Lock() if kind == "lock" else Refuses()
+
+@spaces.GPU(duration=5)
+def streams(kind):
+    yield 1
+    yield value(kind)
+    yield 3
+
+@spaces.GPU(duration=5)
+def returns(kind):
+    return value(kind)
+
+def outcome(call):
+    try:
+        return {"received": list(call())}
+    except gr.Error as err:
+        return {"title": err.title, "message": err.message}
+
+runner = ModelRunner(SimpleNamespace(safety_filter=None), Settings())
+runner.register("unpicklable", lambda models, settings, updates: Refuses(), lambda settings: 5)
+print(json.dumps({"streams lock": outcome(lambda: streams("lock")),
+                  "streams refuses": outcome(lambda: streams("refuses")),
+                  "returns lock": outcome(lambda: [returns("lock")]),
+                  "returns refuses": outcome(lambda: [returns("refuses")]),
+                  "runner": outcome(lambda: [runner.run("unpicklable")])}))
+"""
+
+
+def test_a_value_that_cannot_cross_back_fails_as_spaces_fails(tmp_path):
+    """spaces 0.51.3 (wrappers.py, utils.SimpleQueue): a pickling failure crosses as PicklingError; any other error
+    while sending ends a generator's call silently and kills a regular function's worker. The app's runner turns the
+    silent end into a message."""
+    ran = subprocess.run([sys.executable, "-c", UNPICKLABLE_RESULTS], cwd=ROOT, env=zerogpu_environment(tmp_path),
+                         capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    outcomes = json.loads(ran.stdout.strip().splitlines()[-1])
+    worker_error = {"title": "ZeroGPU worker error", "message": "PicklingError"}
+    assert outcomes["streams lock"] == worker_error  # "cannot pickle '_thread.lock' object": a TypeError in CPython
+    assert outcomes["streams refuses"] == {"received": [1]}  # the call just ended after what had crossed
+    assert outcomes["returns lock"] == worker_error
+    assert outcomes["returns refuses"] == {"title": "ZeroGPU worker error", "message": "GPU task aborted"}
+    assert outcomes["runner"]["message"] == "The model worker ended without a result; please try again."
+
 def test_cancel_stops_the_worker_after_its_next_step_and_the_next_job_runs(zclient, zerogpu_app):
     job = zclient.submit("a fox", "", 7, False, LONG_RUN_STEPS, 7.5, DEFAULT, SIDE, SIDE, False, api_name="/generate")
     deadline = time.monotonic() + 60

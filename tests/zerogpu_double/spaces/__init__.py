@@ -11,6 +11,9 @@ cannot run for real (it needs CUDA):
   yielded value and its result are pickled across (multiprocessing queues), in a thread of the worker.
 - A gr.Error raised in the worker reaches the visitor intact; any other exception becomes
   gr.Error(<exception class name>, title="ZeroGPU worker error"); a dead worker gives "GPU task aborted".
+- A value that fails to pickle on its way back: spaces' queue turns an error whose message says "pickle" into a
+  PicklingError, which crosses as above. Any other error there escapes the worker's thread: a generator's call then
+  just ends (its executor drops the error), a regular function's kills the worker ("GPU task aborted").
 - Cancel: when the visitor's generator is closed, the parent sets a stop event; the worker closes the task's
   generator only after its next yield.
 - `aoti_compile` returns the exported program, not AOTInductor's compiled one (see its docstring).
@@ -28,6 +31,7 @@ import inspect
 import json
 import multiprocessing
 import os
+import pickle
 import queue
 import stat
 import sys
@@ -75,7 +79,7 @@ def GPU(task=None, *, duration=None, size=None, **kwargs):  # noqa: N802  (the r
     return _decorate(task, duration)
 
 
-def _decorate(task, duration):
+def _decorate(task, duration, regular: bool = False):
     if not ZERO_GPU:
         return task
     if not inspect.isgeneratorfunction(task):
@@ -91,9 +95,9 @@ def _decorate(task, duration):
         _check_quota(requested)
         current = worker.pop() if worker else None  # as spaces: take the warm worker, start one if it died
         if current is None or not current.process.is_alive():
-            current = _Worker(task)
+            current = _Worker(task, regular)
         current.stop.clear()
-        current.args.put((args, kwargs))  # pickled here: an unpicklable argument fails the call
+        _put(current.args, (args, kwargs))  # pickled here: an unpicklable argument fails the call
         arrived: queue.Queue = queue.Queue()
         record = {"function": task.__name__, "args": _describe(args), "requested_s": requested}
         reader = threading.Thread(target=_read_results, args=(current, worker, arrived, record), daemon=True)
@@ -127,7 +131,7 @@ def _regular(task, duration):
         yield task(*args, **kwargs)
 
     single_result.__name__ = task.__name__
-    as_generator = _decorate(single_result, duration)
+    as_generator = _decorate(single_result, duration, regular=True)
 
     @wraps(task)
     def gradio_handler(*args, **kwargs):
@@ -198,10 +202,10 @@ def _read_results(current, warm: list, arrived: queue.Queue, record: dict) -> No
 
 
 class _Worker:
-    def __init__(self, task):
+    def __init__(self, task, regular: bool = False):
         self.args, self.results = _fork.SimpleQueue(), _fork.SimpleQueue()
         self.stop = _fork.Event()
-        self.process = _fork.Process(target=_worker_loop, args=(task, self.args, self.results, self.stop),
+        self.process = _fork.Process(target=_worker_loop, args=(task, self.args, self.results, self.stop, regular),
                                      daemon=True)
         self.process.start()
         threading.Thread(target=self._report_death, daemon=True).start()
@@ -211,7 +215,7 @@ class _Worker:
         self.results.put(None)
 
 
-def _worker_loop(task, args_queue, results, stop):
+def _worker_loop(task, args_queue, results, stop, regular=False):
     global _forked
     _forked = True
     _close_inherited_sockets()
@@ -232,14 +236,29 @@ def _worker_loop(task, args_queue, results, stop):
                     generator.close()
                     break
                 try:
-                    results.put(_Ok(value))  # pickled here
-                except Exception as err:  # noqa: BLE001
+                    _put(results, _Ok(value))  # pickled here
+                except pickle.PicklingError as err:
                     results.put(_failure(err))
                     break
 
         with ThreadPoolExecutor() as executor:
-            executor.submit(iterate)
+            done = executor.submit(iterate)
+        if regular:
+            done.result()  # as spaces' regular worker: an error that escaped the thread ends the worker
         results.put(_End())
+
+
+def _put(to_queue, value) -> None:
+    """spaces.utils.SimpleQueue.put: a failure whose message says "pickle" is raised as a PicklingError (CPython
+    raises TypeError or AttributeError for many of them), any other as it is."""
+    try:
+        to_queue.put(value)
+    except pickle.PicklingError:
+        raise
+    except Exception as err:
+        if "pickle" not in str(err):
+            raise
+        raise pickle.PicklingError(str(err)) from err
 
 
 def _close_inherited_sockets() -> None:
