@@ -2,7 +2,9 @@
 
 Starts `python app.py --model offline` from each checkout (e.g. `git worktree add /tmp/old <commit>` for OLD), then
 times `/generate` on each in turn, alternating, and prints the medians of (first output, final image shown, end to
-end). Both servers idle while the other works, so the comparison shares the machine's state.
+end). The servers idle while another works, so the comparison shares the machine's state. `--env` gives each
+checkout's app its own variable (the same checkout may be named more than once):
+`python -m benchmarks.ab_served . . . --env LATENT_DEMO_PREVIEW_INTERVAL_MS=0 LATENT_DEMO_PREVIEW_INTERVAL_MS=100 ...`
 """
 
 from __future__ import annotations
@@ -15,26 +17,33 @@ from benchmarks import processes
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkouts", nargs=2, type=Path, help="two project folders: before, after")
+    parser.add_argument("checkouts", nargs="+", type=Path, help="project folders: before, after (two or more)")
+    parser.add_argument("--env", nargs="+", default=[], help="VAR=VALUE for each checkout's app, in order")
     parser.add_argument("--steps", type=int, nargs="+", default=[2, 25])
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--size", type=int, default=512)
     args = parser.parse_args(argv)
+    if args.env and len(args.env) != len(args.checkouts):
+        parser.error("--env takes one VAR=VALUE per checkout")
     apps = {}
     try:
-        for folder in args.checkouts:
+        for i, folder in enumerate(args.checkouts):
+            env = dict([args.env[i].split("=", 1)]) if args.env else {}
             processes.ROOT = folder.resolve()  # RunningApp starts app.py from ROOT
-            apps[folder] = processes.RunningApp("offline", 300, "--device", "cpu", "--max-image-side",
-                                                str(args.size)).__enter__()
-        clients, page = {folder: processes.page_client(app.url) for folder, app in apps.items()}, processes.PageFetch()
+            label = f"{folder}" + (f" {args.env[i]}" if args.env else "")
+            if label in apps:
+                parser.error(f"{label} is named twice: give each its own --env")
+            apps[label] = processes.RunningApp("offline", 300, "--device", "cpu", "--max-image-side",
+                                               str(args.size), env=env).__enter__()
+        clients, page = {label: processes.page_client(app.url) for label, app in apps.items()}, processes.PageFetch()
         for steps in args.steps:
             request = ("a red fox", "", 1, False, steps, 0.0, "model default", args.size, args.size, False)
             times = processes.alternate_timed({
-                folder: lambda client=client, request=request: processes.timed_stream(
+                label: lambda client=client, request=request: processes.timed_stream(
                     client.submit(*request, api_name="/generate"), page=page)
-                for folder, client in clients.items()}, args.reps)
-            for folder, (first, image, total) in times.items():
-                print(f"{folder}: {steps} steps: first output {first:.2f} s, final image {image:.2f} s, "
+                for label, client in clients.items()}, args.reps)
+            for label, (first, image, total) in times.items():
+                print(f"{label}: {steps} steps: first output {first:.2f} s, final image {image:.2f} s, "
                       f"end to end {total:.2f} s (medians of {args.reps})")
     finally:
         for app in apps.values():

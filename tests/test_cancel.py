@@ -90,6 +90,38 @@ def test_a_consumer_that_falls_behind_gets_the_newest_step_and_every_frame():
                                                ("frame", (2, "frame 2")), ("done", "done")]
 
 
+def test_steps_are_thinned_to_one_per_interval_and_a_held_step_gives_way_to_the_result():
+    slots, gate = threading.BoundedSemaphore(1), threading.Semaphore(0)
+
+    def quick_steps(count):
+        """Step 0; once the test opens the gate, the other steps at once; once it opens it again, the result."""
+        def task(callback):
+            callback(0, 0, torch.zeros(1), torch.zeros(1))
+            gate.acquire()
+            for i in range(1, count):
+                callback(i, i, torch.zeros(1), torch.zeros(1))
+            gate.acquire()
+            return "finished"
+        return task
+
+    stream = stream_task(quick_steps(3), slots, min_step_interval_s=1.0)
+    assert next(stream)[1][0] == 0  # the first step at once
+    shown = time.monotonic()
+    gate.release()
+    kind, (index, *_) = next(stream)
+    assert (kind, index) == ("step", 2) and time.monotonic() - shown >= 1.0  # held for the interval, then the newest
+    gate.release()
+    assert next(stream) == ("done", "finished")
+
+    # step 1 is still held (the interval is a minute) when the result comes: the result at once, step 1 dropped
+    stream = stream_task(quick_steps(2), slots, min_step_interval_s=60)
+    assert next(stream)[1][0] == 0
+    started = time.monotonic()
+    gate.release(2)
+    assert list(stream) == [("done", "finished")]
+    assert time.monotonic() - started < 30
+
+
 def test_errors_in_the_task_reach_the_consumer():
     def failing(callback):
         raise ValueError("bad value")

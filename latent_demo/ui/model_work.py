@@ -114,7 +114,7 @@ class ModelRunner:
                 return job(self.models, self.settings, *args, updates)
 
             noisy_pictures, denoised_pictures = {}, {}  # step index -> its screened previews (steps shown only)
-            for kind, value in stream_task(task, self.slots):
+            for kind, value in stream_task(task, self.slots, self.settings.preview_interval_ms / 1000):
                 if kind == "step":
                     value = self._step(*value)
                     noisy_pictures[value.index] = value.preview

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -28,14 +29,17 @@ class TaskUpdates:
         self._updates.put(("frame", (index, result)))
 
 
-def stream_task(task: Callable[[TaskUpdates], Any], model_slots: threading.Semaphore
-                ) -> Iterator[tuple[str, Any]]:
+def stream_task(task: Callable[[TaskUpdates], Any], model_slots: threading.Semaphore,
+                min_step_interval_s: float = 0.0) -> Iterator[tuple[str, Any]]:
     """Run `task(updates)` in a worker thread; yield ("step", (i, t, latents, denoised)) per step,
     ("frame", (i, result)) per finished frame, then ("done", result).
 
-    Steps the consumer had no time for are dropped: when several are waiting, only the newest is yielded. A fast GPU
-    finishes steps quicker than a preview can be made, sent and shown, and a backlog of stale previews would delay
-    the final image by as much; the trajectory in the result still holds every step. Frames are never dropped.
+    Steps are thinned: at most one per `min_step_interval_s` (a step that comes sooner is held until then, and
+    replaced by any newer one), and when several are waiting only the newest is yielded. A fast GPU finishes steps
+    quicker than a preview can be made, sent and shown; every preview also costs the server work that slows the
+    steps after it, and a backlog of stale previews would delay the final image. A step still held when the task
+    ends is dropped (the result follows at once). The trajectory in the result holds every step. Frames are never
+    dropped.
 
     Gradio closes this generator on its event loop when the visitor presses Cancel (or leaves), so the `finally`
     must not block: it only asks the loop to stop at its next step. The worker holds one of the model slots until it
@@ -55,20 +59,25 @@ def stream_task(task: Callable[[TaskUpdates], Any], model_slots: threading.Semap
 
     threading.Thread(target=work, name="latent-demo-task", daemon=True).start()
     try:
-        waiting = None
+        waiting, shown_at = None, -float("inf")  # shown_at: when the last step was yielded
         while True:
             kind, value = waiting or updates.get()
             waiting = None
-            while kind == "step" and waiting is None:  # skip to the newest step already there
+            while kind == "step" and waiting is None:  # the newest step, once the interval since the last is over
                 try:
-                    waiting = updates.get_nowait()
+                    wait_s = shown_at + min_step_interval_s - time.monotonic()
+                    waiting = updates.get(timeout=wait_s) if wait_s > 0 else updates.get_nowait()
                 except queue.Empty:
                     break
                 if waiting[0] == "step":
                     kind, value, waiting = *waiting, None
+            if kind == "step" and waiting is not None and waiting[0] == "done":
+                continue  # a held step older than the result: the result instead
             if kind == "error":
                 raise value
             yield kind, value
+            if kind == "step":
+                shown_at = time.monotonic()
             if kind == "done":
                 return
     finally:
