@@ -120,7 +120,9 @@ def test_generate_runs_in_the_worker_and_equals_the_same_task_in_one_process(zcl
     assert np.array_equal(pixels(final), np.asarray(expected.image))
     assert len(trajectory) == 4 and Image.open(gif).n_frames == 4
     call = calls(zerogpu_app[1])[-1]
-    assert call["args"][0] == "generate" and call["ended"] == "done" and call["yields"] == 4  # 3 steps + result
+    # the first step and the result always cross; steps 2 and 3 only when they come 100 ms apart (the stream is
+    # thinned in the worker, before pickling)
+    assert call["args"][0] == "generate" and call["ended"] == "done" and 2 <= call["yields"] <= 4
     assert call["requested_s"] == generation_seconds(3, 0.0, 128, 128)
 
 
