@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--size", type=int, default=512)
     args = parser.parse_args(argv)
-    if args.env and len(args.env) != len(args.checkouts):
+    if args.env and (len(args.env) != len(args.checkouts) or not all("=" in pair for pair in args.env)):
         parser.error("--env takes one VAR=VALUE per checkout")
     apps = {}
     try:

@@ -33,8 +33,8 @@ class Settings:
     # Steps can come faster than a page shows them (a GPU makes 25 steps in about a second), and each streamed
     # picture costs the server work that slows the next steps: at most one per this interval; the trajectory
     # still shows every step.
-    preview_interval_ms: int = _setting(100, "stream at most one step picture per this many ms (0: every step)",
-                                        minimum=0)
+    preview_interval_ms: int = _setting(100, "stream at most one step picture per this many ms (0: no interval; "
+                                             "steps the page had no time for are skipped either way)", minimum=0)
     device: str = _setting("auto", "where the models run", ("auto", "cpu", "cuda", "mps"))
     # auto: float16 on CUDA/MPS (VAE kept in float32); on CPU bfloat16 where it is native (AVX512-BF16/AMX), else fp32.
     dtype: str = _setting("auto", "weights dtype", ("auto", "float32", "float16", "bfloat16"))

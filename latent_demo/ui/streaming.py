@@ -37,9 +37,9 @@ def stream_task(task: Callable[[TaskUpdates], Any], model_slots: threading.Semap
     Steps are thinned: at most one per `min_step_interval_s` (a step that comes sooner is held until then, and
     replaced by any newer one), and when several are waiting only the newest is yielded. A fast GPU finishes steps
     quicker than a preview can be made, sent and shown; every preview also costs the server work that slows the
-    steps after it, and a backlog of stale previews would delay the final image. A step still held when the task
-    ends is dropped (the result follows at once). The trajectory in the result holds every step. Frames are never
-    dropped.
+    steps after it, and a backlog of stale previews would delay the final image. A step still waiting when the task
+    ends (or fails) is dropped: the result follows at once. The trajectory in the result holds every step. Frames
+    are never dropped.
 
     Gradio closes this generator on its event loop when the visitor presses Cancel (or leaves), so the `finally`
     must not block: it only asks the loop to stop at its next step. The worker holds one of the model slots until it
@@ -71,13 +71,13 @@ def stream_task(task: Callable[[TaskUpdates], Any], model_slots: threading.Semap
                     break
                 if waiting[0] == "step":
                     kind, value, waiting = *waiting, None
-            if kind == "step" and waiting is not None and waiting[0] == "done":
-                continue  # a held step older than the result: the result instead
+            if kind == "step" and waiting is not None and waiting[0] in ("done", "error"):
+                continue  # a step older than the result (or the error): that instead
             if kind == "error":
                 raise value
-            yield kind, value
             if kind == "step":
-                shown_at = time.monotonic()
+                shown_at = time.monotonic()  # the interval counts the consumer's own time with this step
+            yield kind, value
             if kind == "done":
                 return
     finally:
