@@ -385,9 +385,24 @@ def round_trip_seconds(client, reps: int = 5) -> float:
     return statistics.median(seconds(lambda: client.predict(*args, api_name="/check_quiz")) for _ in range(reps))
 
 
+# the Generate status line's labels (common.format_timings) -> the tasks' timing keys
+STATUS_TIMINGS = {"UNet per step": "unet_per_step", "UNet total": "unet", "decode": "decode", "total": "total"}
+
+
+def status_timings(status: str) -> dict[str, float]:
+    """The task's own timings from a Generate status line ("… UNet per step 0.09 s · UNet total 2.36 s · …"), keyed
+    as the tasks key them."""
+    found = {}
+    for part in status.split("\n")[0].split("·"):
+        for label, key in STATUS_TIMINGS.items():
+            if part.strip().startswith(label + " "):
+                found[key] = float(part.strip()[len(label) + 1:].split(" s")[0])
+    return found
+
+
 def unet_step_seconds(status: str) -> float:
-    """The UNet's seconds per step, from a Generate status line ("… UNet per step 0.12 s …")."""
-    return float(status.split("UNet per step ")[1].split(" s")[0])
+    """The UNet's seconds per step, from a Generate status line."""
+    return status_timings(status)["unet_per_step"]
 
 
 def bench_compile(reps: int, device: str) -> list[Row]:

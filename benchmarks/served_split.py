@@ -17,18 +17,6 @@ import torch
 
 from benchmarks import processes
 
-TIMED = {"UNet total": "unet", "decode": "decode", "total": "total"}  # status-line label -> tasks' timing key
-
-
-def status_timings(status: str) -> dict[str, float]:
-    """{"unet": s, "decode": s, "total": s} from a Generate status line ("… UNet total 2.91 s · decode 0.62 s …")."""
-    found = {}
-    for part in status.split("\n")[0].split("·"):
-        for label, key in TIMED.items():
-            if part.strip().startswith(label + " "):
-                found[key] = float(part.strip()[len(label) + 1:].split(" s")[0])
-    return found
-
 
 def main(argv: list[str] | None = None) -> None:
     from latent_demo.config import Settings
@@ -56,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
         for rep in range(args.reps + 1):  # the first of each is a warm-up
             job = client.submit(*request, api_name="/generate")
             _, image, total = processes.timed_stream(job, page=page)
-            timings = status_timings(job.outputs()[-1][-1])
+            timings = processes.status_timings(job.outputs()[-1][-1])
             started = time.perf_counter()
             result = generate(models, params, settings)
             wall = time.perf_counter() - started

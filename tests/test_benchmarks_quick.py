@@ -19,10 +19,11 @@ def test_quick_benchmark_prints_every_figure(capsys):
     assert "| 1 |" in table.split("model loads in that process")[1]  # loaded once
 
 
-def test_served_split_reads_the_timings_the_generate_tab_shows():
-    from benchmarks.served_split import status_timings
+def test_the_benchmarks_read_the_timings_the_generate_tab_shows():
+    from benchmarks.processes import status_timings, unet_step_seconds
     from latent_demo.ui.common import format_timings
 
     shown = format_timings({"text": 0.01, "unet_per_step": 0.09, "unet": 2.36, "decode": 0.58, "total": 2.97})
     status = f"Seed **1** · {shown}\n\nx̂₀ per step: the scheduler's."
-    assert status_timings(status) == {"unet": 2.36, "decode": 0.58, "total": 2.97}
+    assert status_timings(status) == {"unet_per_step": 0.09, "unet": 2.36, "decode": 0.58, "total": 2.97}
+    assert unet_step_seconds(status) == 0.09
