@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> None:
         build_arg_parser().error(str(err))  # exits with the message and the usage, no traceback
     # torch, diffusers and Gradio only now (~10 s of imports on 2 cores): --help and a bad flag answer at once
     from latent_demo.models import ModelLoadError, load_models
-    from latent_demo.ui import gradio_compat
+    from latent_demo.serving import gradio_compat
     from latent_demo.ui.app import build_app, launch
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

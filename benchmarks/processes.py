@@ -274,7 +274,7 @@ def bench_served_path(quick: bool, reps: int, device: str = "cpu") -> list[Row]:
     cost on the light offline model (API against tasks.generate)."""
     from gradio_client import Client, handle_file
 
-    from latent_demo.models import choose_dtypes
+    from latent_demo.presets import choose_dtypes
 
     dtype = choose_dtypes(torch.device(device), "auto")[0]
     size = 128 if quick else 512
@@ -331,8 +331,9 @@ def serving_overhead(quick: bool, reps: int, device: str, url: str | None = None
     from gradio_client import Client
 
     from latent_demo.config import Settings
-    from latent_demo.models import choose_dtypes, load_offline_models
+    from latent_demo.models import load_offline_models
     from latent_demo.params import GenerateParams
+    from latent_demo.presets import choose_dtypes
     from latent_demo.tasks import generate
 
     size = 128 if quick else 512
@@ -408,7 +409,8 @@ def unet_step_seconds(status: str) -> float:
 def bench_compile(reps: int, device: str) -> list[Row]:
     """`--compile` against eager through the server: start-up, /generate end to end, the UNet's step, and the final
     image's difference. CPU: the offline model at 512 px, 25 steps (an SD-size compile takes minutes there, and a
-    25-step guided run several more); CUDA: the SD 1.5-size folder, 25 steps, guidance 7.5 (the issue's target)."""
+    25-step guided run several more); CUDA: the SD 1.5-size folder, 25 steps, guidance 7.5 (the GPU target in
+    benchmarks/README.md)."""
     import numpy as np
     from PIL import Image
 
@@ -475,7 +477,7 @@ def unet_step_flops(model: str, size: int, batch: int) -> int:
 
 def mm_peak_flops(device: str, n: int = 4096) -> float:
     """FLOP/s of a large square torch.mm in the app's default dtype on `device` (the attainable peak)."""
-    from latent_demo.models import choose_dtypes
+    from latent_demo.presets import choose_dtypes
 
     dtype = choose_dtypes(torch.device(device), "auto")[0]
     a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))

@@ -21,13 +21,14 @@ from latent_demo.config import Settings
 from latent_demo.encoding import encode_image
 from latent_demo.images import open_image, pil_to_pixels
 from latent_demo.latents import convolution_layout, latents_to_pixels, latents_to_rgb_preview, pixels_to_latents
-from latent_demo.models import choose_dtypes
 from latent_demo.params import GenerateParams
+from latent_demo.presets import choose_dtypes
 from latent_demo.sampling import predicted_original
 from latent_demo.schedulers import make_scheduler
+from latent_demo.serving.previews import linear_picture
 from latent_demo.tasks import generate
 from latent_demo.ui.examples import asset
-from latent_demo.ui.model_work import linear_picture, side_by_side
+from latent_demo.ui.pictures import side_by_side
 from latent_demo.why_latents import clear_caches, counted_step_cost, why_latents
 
 SECTIONS = ["turbo", "encode", "unet", "generate", "lesson", "app"]

@@ -20,8 +20,9 @@ from benchmarks import processes
 
 def main(argv: list[str] | None = None) -> None:
     from latent_demo.config import Settings
-    from latent_demo.models import choose_dtypes, load_offline_models
+    from latent_demo.models import load_offline_models
     from latent_demo.params import GenerateParams
+    from latent_demo.presets import choose_dtypes
     from latent_demo.tasks import generate
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

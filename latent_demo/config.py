@@ -21,7 +21,8 @@ def _setting(default: Any, help: str, choices: Sequence[str] | None = None, mini
 @dataclass(frozen=True)
 class Settings:
     # --- model -------------------------------------------------------------------------------------------------
-    # None: the default preset for the device (sd-turbo without a GPU, sd15 with one), or the offline model.
+    # None: the default preset for the device (sd15 on a CUDA GPU; sd-turbo elsewhere, MPS included), or the offline
+    # model.
     model: str | None = _setting(None, "preset (sd-turbo, sd15, sd15-inpainting, offline), Hub repo id, "
                                        "local diffusers folder or single-file .safetensors checkpoint")
     # A diffusers-format folder or Hub id holding the configs a single-file checkpoint needs (offline use).

@@ -4,8 +4,8 @@ On ZeroGPU every call states how long it will hold the GPU; a call asking for mo
 daily quota is refused outright (2 minutes a day for visitors who are not logged in, 3.5 for a free account). So
 the request is estimated from what it will do (UNet evaluations, VAE passes, image area) instead of asking for a
 fixed worst case. The per-unit costs come from the served app on an H100 with SD 1.5-size weights
-(`../shared/GPU.md`, issue "On ZeroGPU the app does not start"); a ZeroGPU slice is a part of an H200, so the
-margin covers a slower slice.
+(benchmarks/README.md, "H100 figures reported before this repository measured them"); a ZeroGPU slice is a part
+of an H200, so the margin covers a slower slice.
 """
 
 from __future__ import annotations

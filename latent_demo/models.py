@@ -1,13 +1,10 @@
-"""Loading: the read-only VAE, UNet, text encoder and scheduler config that every task shares."""
+"""Loading: the read-only VAE, UNet, text encoder and scheduler config that every task shares (what to load and in
+which dtype: presets.py; the Hub's retries: hub.py)."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import socket
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,9 +12,20 @@ import torch
 from diffusers import AutoencoderKL, AutoencoderTiny, DDIMScheduler, UNet2DConditionModel
 from transformers import CLIPTextModel, CLIPTokenizer, PreTrainedTokenizerBase
 
+from latent_demo import hub, zerogpu
 from latent_demo.compiled import CompiledUNet, aot_compile_unet, compile_unet, default_side
 from latent_demo.config import Settings
 from latent_demo.offline_model import build_offline_components
+from latent_demo.presets import (
+    GENERIC_DEFAULTS,
+    HALF_PRECISION,
+    HALF_VARIANT,
+    OFFLINE_PRESET,
+    PRESETS,
+    choose_device,
+    choose_dtypes,
+    default_preset,
+)
 from latent_demo.safety import SAFETY_CHECKER_REPO, SafetyFilter, load_safety_filter
 
 log = logging.getLogger(__name__)
@@ -25,24 +33,6 @@ log = logging.getLogger(__name__)
 
 class ModelLoadError(RuntimeError):
     """An explicitly requested model could not be loaded (never answered with a silent fallback)."""
-
-
-@dataclass(frozen=True)
-class Preset:
-    source: str  # Hub repo id
-    num_inference_steps: int  # sensible default for this model
-    guidance_scale: float  # 0 = no classifier-free guidance (distilled models)
-    description: str
-
-
-PRESETS = {
-    "sd-turbo": Preset("stabilityai/sd-turbo", 1, 0.0, "SD-Turbo (SD 2.1 distilled: 1-4 steps, no guidance)"),
-    "sd15": Preset("stable-diffusion-v1-5/stable-diffusion-v1-5", 25, 7.5, "Stable Diffusion 1.5"),
-    "sd15-inpainting": Preset("stable-diffusion-v1-5/stable-diffusion-inpainting", 25, 7.5,
-                              "Stable Diffusion 1.5 inpainting (9-channel UNet)"),
-}
-OFFLINE_PRESET = "offline"
-GENERIC_DEFAULTS = (25, 7.5)  # steps and guidance for a model we know nothing about
 
 
 @dataclass(frozen=True)
@@ -103,52 +93,13 @@ class Models:
         return "latent blending (after each step, keep the re-noised original outside the mask)"
 
 
-def choose_device(requested: str) -> torch.device:
-    if requested == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise ModelLoadError("device 'cuda' was requested but no CUDA GPU is available")
-    if requested == "mps" and not torch.backends.mps.is_available():
-        raise ModelLoadError("device 'mps' was requested but MPS is not available")
-    return torch.device(requested)
-
-
-def cpu_has_fast_bfloat16() -> bool:
-    """AVX512-BF16 or AMX: bfloat16 runs ×1.8–2.5 faster than float32 there (measured: benchmarks/README.md)."""
-    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-
-
-def choose_dtypes(device: torch.device, requested: str, requested_vae: str = "auto"
-                  ) -> tuple[torch.dtype, torch.dtype]:
-    """(model dtype, VAE dtype). GPUs: fp16 with the VAE in fp32 (no black NaN images). CPUs: bf16 where the
-    processor has native bf16, else fp32. An explicit VAE dtype overrides the VAE's."""
-    if requested == "auto" and device.type == "cpu":
-        dtype = torch.bfloat16 if cpu_has_fast_bfloat16() else torch.float32
-    elif requested == "auto":
-        dtype = torch.float16
-    else:
-        dtype = getattr(torch, requested)
-    if dtype == torch.float16 and device.type == "cpu":
-        raise ModelLoadError("float16 is not supported on the CPU here; use float32 or bfloat16")
-    if requested_vae != "auto":
-        if requested_vae == "float16" and device.type == "cpu":
-            raise ModelLoadError("a float16 VAE is not supported on the CPU here; use float32 or bfloat16")
-        return dtype, getattr(torch, requested_vae)
-    return dtype, torch.float32 if dtype == torch.float16 else dtype
-
-
-def default_preset(device: torch.device) -> str:
-    return "sd15" if device.type == "cuda" else "sd-turbo"
-
-
 def load_models(settings: Settings) -> Models:
     """Load once at start-up. No model configured: the default preset, or the offline model if it can't be had."""
-    device = choose_device(settings.device)
-    dtype, vae_dtype = choose_dtypes(device, settings.dtype, settings.vae_dtype)
+    try:
+        device = choose_device(settings.device)
+        dtype, vae_dtype = choose_dtypes(device, settings.dtype, settings.vae_dtype)
+    except ValueError as err:
+        raise ModelLoadError(str(err)) from None
     if settings.model is None:
         models = _load_default(default_preset(device), settings, device, dtype, vae_dtype)
     else:
@@ -166,18 +117,19 @@ def load_models(settings: Settings) -> Models:
     return models
 
 
-def with_compiled_unet(models: Models, settings: Settings) -> Models:
-    """--compile: the UNet compiled for the Generate tab's default size, at start-up (compiled.py says why)."""
+def with_compiled_unet(models: Models, settings: Settings, backend: str = "inductor") -> Models:
+    """--compile: the UNet compiled for the Generate tab's default size, at start-up (compiled.py says why).
+    `backend`: torch.compile's (tests use "eager", graph capture only, to check the dispatch in seconds)."""
     side = default_side(models.vae_scale_factor, settings.min_image_side, settings.max_image_side)
     shape = (models.unet, side, models.vae_scale_factor, models.unet.config.cross_attention_dim)
-    if os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true"):  # as spaces reads it
-        spaces = sys.modules.get("spaces")
-        if spaces is None or not hasattr(spaces, "aoti_compile"):
-            raise ModelLoadError("--compile on ZeroGPU needs the `spaces` package imported first, with its "
-                                 "ahead-of-time compiler (spaces.aoti_compile, spaces 0.51+): start without --compile")
+    if zerogpu.on_zerogpu():
+        try:
+            spaces = zerogpu.aot_compiler()
+        except ValueError as err:
+            raise ModelLoadError(str(err)) from None
         how, compile_ = "ahead of time in a ZeroGPU worker", lambda: aot_compile_unet(*shape, spaces)
     else:
-        how, compile_ = "with torch.compile", lambda: compile_unet(*shape)
+        how, compile_ = "with torch.compile", lambda: compile_unet(*shape, backend=backend)
     try:
         return dataclasses.replace(models, compiled_unet=compile_())
     except Exception as err:  # noqa: BLE001  (any compiler failure: the owner asked for it, so say so and stop)
@@ -187,42 +139,20 @@ def with_compiled_unet(models: Models, settings: Settings) -> Models:
                              "it eager") from err
 
 
-HUB_RETRY_WAITS_S = (5, 15)  # a Hub hiccup at start-up must not leave a Space on the untrained model until restart
-
-
 def _load_default(preset: str, settings: Settings, device, dtype, vae_dtype) -> Models:
     """The default preset, tried again after a pause when the Hub may be at fault; else the offline model, said
     loudly (a warning when offline was asked for, an error otherwise: then something is wrong)."""
-    waits = () if settings.offline else HUB_RETRY_WAITS_S
-    for attempt in range(len(waits) + 1):
-        try:
-            return _load_source(preset, settings, device, dtype, vae_dtype)
-        except (OSError, ModelLoadError) as err:
-            failure = err
-            if attempt == len(waits) or _no_network(err):
-                break
-            log.warning("loading %s failed (%s); trying again in %d s", PRESETS[preset].source,
-                        _first_line(err), waits[attempt])
-            time.sleep(waits[attempt])
+    source = PRESETS[preset].source
+    try:
+        return hub.with_retries(lambda: _load_source(preset, settings, device, dtype, vae_dtype), source,
+                                (OSError, ModelLoadError), () if settings.offline else hub.RETRY_WAITS_S)
+    except (OSError, ModelLoadError) as err:
+        failure = err
     where = "the local cache (offline mode)" if settings.offline else "the local cache or the Hub"
-    reason = f"the default model {PRESETS[preset].source} could not be loaded from {where}"
+    reason = f"the default model {source} could not be loaded from {where}"
     log.log(logging.WARNING if settings.offline else logging.ERROR,
             "OFFLINE MODEL IN USE: %s (%s). Pictures will be noise-like.", reason, _first_line(failure))
     return dataclasses.replace(load_offline_models(device, dtype, vae_dtype), fallback_reason=reason)
-
-
-NO_NETWORK = ("Name or service not known", "Temporary failure in name resolution", "nodename nor servname")
-
-
-def _no_network(err: BaseException) -> bool:
-    """No network at all (the Hub's name does not resolve): huggingface_hub has already retried with back-off, and
-    trying again cannot help; an offline demo laptop should get the offline model without waiting for it."""
-    seen = 0
-    while err is not None and seen < 20:
-        if isinstance(err, socket.gaierror) or any(text in str(err) for text in NO_NETWORK):
-            return True
-        err, seen = err.__cause__ or err.__context__, seen + 1
-    return False
 
 
 def load_offline_models(device: torch.device, dtype: torch.dtype, vae_dtype: torch.dtype) -> Models:
@@ -258,10 +188,6 @@ def _load_source(name: str, settings: Settings, device, dtype, vae_dtype) -> Mod
     return dataclasses.replace(models, fast_decoder=fast_decoder)
 
 
-HALF_PRECISION = (torch.float16, torch.bfloat16)
-HALF_VARIANT = "fp16"  # the Hub's name for half-size weight files (diffusion_pytorch_model.fp16.safetensors)
-
-
 def _load_folder_or_repo(source: str, settings: Settings, dtype: torch.dtype) -> dict:
     """Component by component, so no safety checker or image processor is pulled in.
 
@@ -286,6 +212,7 @@ def _load_weights(cls, source: str, subfolder: str, variant: str | None, **kwarg
         try:
             return cls.from_pretrained(source, subfolder=subfolder, variant=variant, **kwargs)
         except (OSError, ValueError) as err:
+            # diffusers and transformers have no exception type for "no such variant": only their message says it
             if f".{variant}." not in str(err) and "variant" not in str(err):
                 raise  # not "no such files" (a network error, say): the caller's retry and messages apply
             log.warning("%s/%s has no %s weights (%s); loading the full-precision files", source, subfolder, variant,
@@ -356,6 +283,4 @@ def _looks_like_path(source: str) -> bool:
     return source.startswith(("/", ".", "~")) or source.count("/") != 1 or Path(source).exists()
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
+_first_line = hub.first_line

@@ -41,7 +41,8 @@ class TaskResult:
     timesteps: list[int]
     seed: int
     prompt: PromptEmbeddings
-    timings: dict[str, float] = field(default_factory=dict)  # seconds: text, unet_per_step, decode, total
+    # seconds: text, encode, unet, unet_per_step, decode, total
+    timings: dict[str, float] = field(default_factory=dict)
     start_step: int = 0  # img2img/inpaint: steps skipped (num_inference_steps - strength x steps)
     image_latents: torch.Tensor | None = None  # img2img/inpaint: the encoded input
     latent_mask: torch.Tensor | None = None  # inpaint: (1, 1, h, w), the mask on the latent grid

@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False PYTHONUNBUFFERED=1
 python3 -c "import torch; print('GPU:', torch.cuda.get_device_name(), '· torch', torch.__version__)"
 echo "== float16 parity with diffusers (UNet and text encoder float16, VAE float32)"
 python3 scripts/gpu_parity.py --device cuda --dtype float16 || status=1
-echo "== The served path against diffusers, and --compile (CUDA graphs) against eager (issue 14)"
+echo "== The served path against diffusers, and --compile (CUDA graphs) against eager"
 python3 -m benchmarks.run --only app --device cuda --out benchmarks/gpu-app-table.md || status=1
 echo "== Where the served path's extra time goes on this GPU: the task's own timings in the server vs in one process"
 python3 -m benchmarks.served_split --device cuda --steps 25 || status=1

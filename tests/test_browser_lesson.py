@@ -6,7 +6,8 @@ from playwright.sync_api import Page, expect
 from test_browser import SLOW, open_tab, opened, served_image, shot
 
 from latent_demo.quiz import QUESTIONS
-from latent_demo.ui.model_work import PREVIEW_CELL_PX, SIDE_BY_SIDE_GAP
+from latent_demo.serving.previews import PREVIEW_CELL_PX
+from latent_demo.ui.pictures import SIDE_BY_SIDE_GAP
 
 SIDE = 128  # px: small runs, the pictures' shapes still checked
 STEP_SIDE = SIDE // 8 * PREVIEW_CELL_PX  # a step's picture: PREVIEW_CELL_PX per latent cell

@@ -9,7 +9,7 @@ import torch
 from gradio_client import Client
 from PIL import Image
 
-from latent_demo.ui.streaming import stream_task
+from latent_demo.serving.streaming import stream_task
 
 DEFAULT = "model default"
 

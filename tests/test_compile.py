@@ -35,10 +35,8 @@ DOUBLE = Path(__file__).resolve().parent / "zerogpu_double"
 
 @pytest.fixture(scope="module")
 def compiled_models(models):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(compiled, "BACKEND", "eager")
-        torch._dynamo.reset()
-        yield with_compiled_unet(models, Settings(fast_decoder="none", offline=True, max_image_side=SIDE))
+    torch._dynamo.reset()
+    yield with_compiled_unet(models, Settings(fast_decoder="none", offline=True, max_image_side=SIDE), backend="eager")
     torch._dynamo.reset()
 
 

@@ -2,7 +2,7 @@
 
 from PIL import Image
 
-from latent_demo.ui.files import to_gif
+from latent_demo.serving.files import to_gif
 
 
 def test_a_gif_shares_one_palette_and_keeps_flat_cells():

@@ -1,5 +1,5 @@
 """The GPU seconds a ZeroGPU call asks for, against what was measured under the real runtime (H100, SD 1.5 size,
-512 px; ../shared/GPU.md and the issue "On ZeroGPU the app does not start")."""
+512 px; benchmarks/README.md, "H100 figures reported before this repository measured them")."""
 
 import pytest
 

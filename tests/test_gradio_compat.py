@@ -4,6 +4,7 @@ import asyncio
 import concurrent.futures
 import errno
 import logging
+import socket
 import threading
 import time
 
@@ -13,11 +14,12 @@ from gradio import processing_utils
 from gradio.state_holder import SessionState
 from gradio_client import handle_file
 
+from latent_demo import hub
 from latent_demo.config import Settings
 from latent_demo.models import load_models
-from latent_demo.ui import gradio_compat, gradio_fixes
+from latent_demo.serving import gradio_compat, gradio_fixes
+from latent_demo.serving.files import start_cache_cleanup
 from latent_demo.ui.examples import asset
-from latent_demo.ui.files import start_cache_cleanup
 
 
 def test_the_installed_gradio_passes_the_check():
@@ -161,9 +163,9 @@ def test_a_hub_hiccup_at_start_up_is_retried(monkeypatch):
         return offline
 
     monkeypatch.setattr(loading, "_load_source", flaky)
-    monkeypatch.setattr(loading.time, "sleep", waits.append)
+    monkeypatch.setattr(hub.time, "sleep", waits.append)
     loaded = load_models(Settings(fast_decoder="none", offline=False, dtype="float32"))
-    assert attempts == ["sd-turbo"] * 3 and waits == list(loading.HUB_RETRY_WAITS_S)
+    assert attempts == ["sd-turbo"] * 3 and waits == list(hub.RETRY_WAITS_S)
     assert loaded.fallback_reason is None
 
 
@@ -174,7 +176,7 @@ def test_a_fallback_that_was_not_asked_for_is_logged_as_an_error(monkeypatch, ca
         raise OSError("503 Service Unavailable")
 
     monkeypatch.setattr(loading, "_load_source", down)
-    monkeypatch.setattr(loading.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(hub.time, "sleep", lambda seconds: None)
     with caplog.at_level(logging.WARNING):
         loaded = load_models(Settings(fast_decoder="none", offline=False, dtype="float32"))
     assert loaded.is_untrained and "local cache or the Hub" in loaded.fallback_reason
@@ -200,12 +202,12 @@ def test_without_any_network_the_fallback_does_not_wait(monkeypatch):
 
     def unresolvable(name, *args):
         attempts.append(name)
-        try:
-            raise OSError("[Errno -2] Name or service not known")
+        try:  # the chain diffusers raises when the Hub's name does not resolve: OSError <- ... <- gaierror
+            raise socket.gaierror(-2, "Name or service not known")
         except OSError as cause:
             raise loading.ModelLoadError("could not load model 'stabilityai/sd-turbo'") from cause
 
     monkeypatch.setattr(loading, "_load_source", unresolvable)
-    monkeypatch.setattr(loading.time, "sleep", lambda seconds: pytest.fail("waited without a network"))
+    monkeypatch.setattr(hub.time, "sleep", lambda seconds: pytest.fail("waited without a network"))
     loaded = load_models(Settings(fast_decoder="none", offline=False, dtype="float32"))
     assert attempts == ["sd-turbo"] and loaded.is_untrained

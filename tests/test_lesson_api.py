@@ -10,8 +10,9 @@ from PIL import Image
 
 from latent_demo.images import prepare_image
 from latent_demo.quiz import QUESTIONS
+from latent_demo.serving.previews import PREVIEW_CELL_PX
 from latent_demo.ui.examples import asset
-from latent_demo.ui.model_work import PREVIEW_CELL_PX, SIDE_BY_SIDE_GAP
+from latent_demo.ui.pictures import SIDE_BY_SIDE_GAP
 
 DEFAULT = "model default"
 STEP_SIDE = SIDE // 8 * PREVIEW_CELL_PX  # a step's picture: PREVIEW_CELL_PX per latent cell

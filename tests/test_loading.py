@@ -12,8 +12,9 @@ from ldm_checkpoint import save_as_ldm_checkpoint
 
 from latent_demo import tasks
 from latent_demo.config import Settings
-from latent_demo.models import ModelLoadError, choose_dtypes, cpu_has_fast_bfloat16, load_models
+from latent_demo.models import ModelLoadError, load_models
 from latent_demo.params import GenerateParams
+from latent_demo.presets import choose_dtypes, cpu_has_fast_bfloat16
 
 
 @pytest.fixture(scope="module")
@@ -72,12 +73,14 @@ def test_dtype_choice_keeps_the_vae_in_float32_with_float16():
     assert choose_dtypes(torch.device("cpu"), "auto") == (DEFAULT_DTYPE, DEFAULT_DTYPE)
     assert cpu_has_fast_bfloat16() == NATIVE_BF16
     assert choose_dtypes(torch.device("cpu"), "bfloat16", "float32") == (torch.bfloat16, torch.float32)
-    with pytest.raises(ModelLoadError, match="float16 VAE is not supported on the CPU"):
+    with pytest.raises(ValueError, match="float16 VAE is not supported on the CPU"):
         choose_dtypes(torch.device("cpu"), "bfloat16", "float16")
     assert choose_dtypes(torch.device("cpu"), "float32") == (torch.float32, torch.float32)
     assert choose_dtypes(torch.device("cpu"), "bfloat16") == (torch.bfloat16, torch.bfloat16)
-    with pytest.raises(ModelLoadError, match="float16 is not supported on the CPU"):
+    with pytest.raises(ValueError, match="float16 is not supported on the CPU"):
         choose_dtypes(torch.device("cpu"), "float16")
+    with pytest.raises(ModelLoadError, match="float16 is not supported on the CPU"):  # what app.py reports
+        load_models(Settings(model="offline", dtype="float16", device="cpu", fast_decoder="none"))
 
 
 def test_bfloat16_on_cpu_generates_a_close_image(models, settings):
@@ -91,7 +94,7 @@ def test_bfloat16_on_cpu_generates_a_close_image(models, settings):
 
 def test_core_modules_never_import_gradio():
     code = ("import sys, pkgutil, importlib, latent_demo\n"
-            "names = [m.name for m in pkgutil.iter_modules(latent_demo.__path__) if m.name not in ('ui',)]\n"
+            "names = [m.name for m in pkgutil.iter_modules(latent_demo.__path__) if m.name not in ('ui', 'serving')]\n"
             "[importlib.import_module('latent_demo.' + n) for n in names]\n"
             "assert len(names) >= 8, names\n"
             "print('gradio' in sys.modules)")

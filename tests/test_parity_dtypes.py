@@ -34,6 +34,10 @@ SETTINGS = Settings(fast_decoder="none", offline=True)
 # Measured max |Δ| on these tiny models: 0 (the same operations in the same order); allowed: 1 % of the range.
 BF16_LATENT_TOLERANCE = 0.01
 BF16_PIXEL_TOLERANCE = 2  # of 255
+# img2img and inpainting start from noised image latents: on an AMD EPYC with native AVX512-BF16 (no AMX) the first
+# bf16 step already differs from diffusers' by 0.09 of 5.6 (the encodes are identical, checked), 2.2 % after two
+# steps; on the Xeons (AMX) they were identical. README.md quotes "up to 3 %".
+BF16_START_FROM_IMAGE_TOLERANCE = 0.03
 
 
 def float32_then_cast(shape, generator=None, device=None, dtype=None, layout=None):
@@ -95,7 +99,7 @@ def test_bf16_img2img_and_inpaint_match_their_pipelines_in_bf16(bf16_models, ima
         reference = pipeline(StableDiffusionImg2ImgPipeline, bf16_models, "model default")(
             PROMPT, image=image, negative_prompt=NEGATIVE, strength=0.5, num_inference_steps=4, guidance_scale=5.0,
             generator=generator(), output_type="latent").images
-    assert_within(ours.latents, reference, BF16_LATENT_TOLERANCE)
+    assert_within(ours.latents, reference, BF16_START_FROM_IMAGE_TOLERANCE)
     params = InpaintParams(prompt=PROMPT, negative_prompt=NEGATIVE, seed=SEED, num_inference_steps=4,
                            guidance_scale=5.0, strength=0.75)
     ours = tasks.inpaint(bf16_models, params, SETTINGS, image, mask)
@@ -103,7 +107,7 @@ def test_bf16_img2img_and_inpaint_match_their_pipelines_in_bf16(bf16_models, ima
         reference = pipeline(StableDiffusionInpaintPipeline, bf16_models, "model default")(
             PROMPT, image=image, mask_image=mask, negative_prompt=NEGATIVE, strength=0.75, num_inference_steps=4,
             guidance_scale=5.0, generator=generator(), output_type="latent", height=64, width=64).images
-    assert_within(ours.latents, reference, BF16_LATENT_TOLERANCE)
+    assert_within(ours.latents, reference, BF16_START_FROM_IMAGE_TOLERANCE)
 
 
 def test_mixed_generate_matches_the_pipeline_with_the_same_components(mixed_models):

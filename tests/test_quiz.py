@@ -43,3 +43,18 @@ def test_answers_that_are_not_choices_are_refused():
         check_answers(["The UNet"] + RIGHT[1:], MODEL_ONLY)
     with pytest.raises(ValueError, match="expected 6 answers, got 5"):
         check_answers(RIGHT[:5], MODEL_ONLY)
+
+
+def test_the_session_figures_are_figures_the_quiz_knows():
+    """A tab writes figures by name into state.LessonFigures: a name the quiz does not quote fails at once."""
+    import dataclasses
+
+    from latent_demo.quiz import LessonNumbers
+    from latent_demo.ui.state import LessonFigures
+
+    quoted = {field.name for field in dataclasses.fields(LessonNumbers)}
+    assert {field.name for field in dataclasses.fields(LessonFigures)} <= quoted
+    seen = LessonFigures().measured(psnr_db=24.5)
+    assert seen.known() == {"psnr_db": 24.5}
+    with pytest.raises(TypeError):
+        seen.measured(psnr=24.5)

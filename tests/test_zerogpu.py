@@ -200,7 +200,7 @@ import json, threading
 import spaces, gradio as gr
 from types import SimpleNamespace
 from latent_demo.config import Settings
-from latent_demo.ui.model_work import ModelRunner
+from latent_demo.serving.runner import ModelRunner
 
 class Refuses:  # fails to pickle with a message that does not say "pickle"
     def __reduce__(self):
@@ -226,7 +226,7 @@ def outcome(call):
         return {"title": err.title, "message": err.message}
 
 runner = ModelRunner(SimpleNamespace(safety_filter=None), Settings())
-runner.register("unpicklable", lambda models, settings, updates: Refuses(), lambda settings: 5)
+runner.register("unpicklable", lambda models, settings, updates: Refuses(), lambda models, settings: 5)
 print(json.dumps({"streams lock": outcome(lambda: streams("lock")),
                   "streams refuses": outcome(lambda: streams("refuses")),
                   "returns lock": outcome(lambda: [returns("lock")]),

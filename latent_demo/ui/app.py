@@ -8,25 +8,16 @@ import gradio as gr
 
 from latent_demo.config import Settings
 from latent_demo.models import Models
-from latent_demo.ui import (
-    encode_tab,
-    generate_tab,
-    gradio_compat,
-    img2img_tab,
-    inpaint_tab,
-    no_url_fetch,
-    noise_tab,
-    quiz_tab,
-    seed_walk_tab,
-    why_latents_tab,
-)
+from latent_demo.serving import files, gradio_compat, no_url_fetch
+from latent_demo.serving.runner import ModelRunner
 from latent_demo.ui.common import TabContext
 from latent_demo.ui.examples import ASSETS
-from latent_demo.ui.model_work import ModelRunner
+from latent_demo.ui.state import EncodedImage
+from latent_demo.ui.tabs import encode, generate, img2img, inpaint, noise, quiz, seed_walk, why_latents
 
 log = logging.getLogger(__name__)
 TITLE = "latent-demo: see how latent diffusion works"
-# Step pictures come at 4 px per latent cell (model_work.PREVIEW_CELL_PX): the page enlarges them to fill their
+# Step pictures come at 4 px per latent cell (serving/previews.PREVIEW_CELL_PX): the page enlarges them to fill their
 # frame, with hard edges, so each latent cell stays a visible square.
 CSS = ("#offline-banner {border: 2px solid #d97706; border-radius: 8px; padding: 4px 12px; background: #fef3c7}\n"
        ".latent-steps img {image-rendering: pixelated; object-fit: contain !important}")
@@ -48,7 +39,7 @@ def offline_banner(models: Models) -> str:
             "and steps of the latent flow, but the pictures are noise-like, not photos." + reason)
 
 
-TABS = (encode_tab, generate_tab, img2img_tab, inpaint_tab, noise_tab, seed_walk_tab, why_latents_tab, quiz_tab)
+TABS = (encode, generate, img2img, inpaint, noise, seed_walk, why_latents, quiz)
 
 
 def model_runner(models: Models, settings: Settings) -> ModelRunner:
@@ -74,47 +65,50 @@ def build_app(models: Models, settings: Settings) -> gr.Blocks:
             ctx = TabContext(models=models, settings=settings, encoded=encoded, runner=model_runner(models, settings),
                              lesson=lesson)
             with gr.Tab("1 · Encode", id="encode"):
-                encode = encode_tab.build(ctx)
+                encode_tab = encode.build(ctx)
             with gr.Tab("2 · Generate", id="generate"):
-                generate_tab.build(ctx)
+                generate.build(ctx)
             with gr.Tab("3 · img2img", id="img2img"):
-                img2img = img2img_tab.build(ctx)
+                img2img_source = img2img.build(ctx)
             with gr.Tab("4 · Inpainting", id="inpaint"):
-                inpaint = inpaint_tab.build(ctx)
+                inpaint_editor = inpaint.build(ctx)
             with gr.Tab("5 · Noise explorer", id="noise"):
-                noise_tab.build(ctx)
+                noise.build(ctx)
             with gr.Tab("6 · Seed walk", id="seed-walk"):
-                seed_walk_tab.build(ctx)
+                seed_walk.build(ctx)
             with gr.Tab("7 · Why latents", id="why-latents"):
-                why_latents_tab.build(ctx)
+                why_latents.build(ctx)
             with gr.Tab("8 · Check yourself", id="quiz"):
-                quiz_tab.build(ctx)
-        _wire_sends(encode, img2img, inpaint, encoded, tabs)
+                quiz.build(ctx)
+        _wire_sends(encode_tab, img2img_source, inpaint_editor, encoded, tabs)
     demo.queue(max_size=settings.queue_max_size, default_concurrency_limit=settings.concurrency_limit)
     return demo
 
 
 def launch(demo: gr.Blocks, settings: Settings, **extra) -> None:
-    """Check and install the Gradio patches (gradio_compat), then serve: the only way the app is started."""
+    """Check and install the Gradio patches (gradio_compat), start the cache clean-up, then serve: the only way the
+    app is started."""
     gradio_compat.apply(demo, settings)
+    files.start_cache_cleanup(demo, settings.cache_max_age_s)  # instead of delete_cache=...: see its docstring
+    files.remove_scratch_at_exit()
     demo.launch(**launch_options(settings), **extra)
 
 
-def _wire_sends(encode, img2img, inpaint, encoded: gr.State, tabs: gr.Tabs) -> None:
+def _wire_sends(encode_tab: encode.EncodeTab, img2img_source: gr.Radio, inpaint_editor: gr.ImageEditor,
+                encoded: gr.State, tabs: gr.Tabs) -> None:
     """The Encode tab's buttons hand its result on; only this module knows both ends."""
-    def to_img2img(state):
-        if not state:
+    def to_img2img(state: EncodedImage | None):
+        if state is None:
             raise gr.Error("encode an image first")
-        return gr.Tabs(selected="img2img"), img2img_tab.FROM_ENCODE
+        return gr.Tabs(selected="img2img"), img2img.FROM_ENCODE
 
-    def to_inpaint(state):
-        if not state:
+    def to_inpaint(state: EncodedImage | None):
+        if state is None:
             raise gr.Error("encode an image first")
-        image = state["image"]
-        return gr.Tabs(selected="inpaint"), {"background": image, "layers": [], "composite": image}
+        return gr.Tabs(selected="inpaint"), {"background": state.image, "layers": [], "composite": state.image}
 
-    encode.send_to_img2img.click(to_img2img, [encoded], [tabs, img2img.source], api_visibility="private")
-    encode.send_to_inpaint.click(to_inpaint, [encoded], [tabs, inpaint.editor], api_visibility="private")
+    encode_tab.send_to_img2img.click(to_img2img, [encoded], [tabs, img2img_source], api_visibility="private")
+    encode_tab.send_to_inpaint.click(to_inpaint, [encoded], [tabs, inpaint_editor], api_visibility="private")
 
 
 def launch_options(settings: Settings) -> dict:

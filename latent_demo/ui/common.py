@@ -1,26 +1,36 @@
-"""What every tab shares: the context, error translation, the streaming skeleton, upload and image helpers."""
+"""What every tab shares: the context, named outputs, error translation, the streaming skeleton, uploads."""
 
 from __future__ import annotations
 
 import functools
 import inspect
 import logging
+from collections import namedtuple
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import torch
 from PIL import Image
 
 from latent_demo.config import Settings
 from latent_demo.images import open_image
 from latent_demo.models import Models
-from latent_demo.ui.model_work import ModelRunner, Step
+from latent_demo.serving import gradio_compat
+from latent_demo.serving.runner import ModelRunner, Step
 
 log = logging.getLogger("latent_demo.ui")
 MODEL_JOBS = "models"  # the one concurrency_id of every event that runs the models
+KEEP = gr.skip()  # an output an update leaves as it is
+
+
+def named_outputs(name: str, fields: str) -> type[tuple]:
+    """An event's outputs as a named tuple, in the public API's order, every field defaulting to KEEP: an update
+    names only what it changes (a misspelt name is a TypeError), and the same class filled with the components is
+    the event's outputs list."""
+    names = fields.split()
+    return namedtuple(name, names, defaults=[KEEP] * len(names))
 
 
 @dataclass(frozen=True)
@@ -29,9 +39,9 @@ class TabContext:
 
     models: Models
     settings: Settings
-    encoded: gr.State  # per visitor: {"latents": tensor, "image": PIL} from the Encode tab
+    encoded: gr.State  # per visitor: the Encode tab's state.EncodedImage
     runner: ModelRunner  # runs model work where the GPU is (this process or a ZeroGPU worker)
-    lesson: gr.State  # per visitor: the figures the tabs showed them (quiz.LessonNumbers' fields), for the quiz
+    lesson: gr.State  # per visitor: state.LessonFigures, the figures the tabs showed them, for the quiz
 
     def model_job(self, **kwargs) -> dict:
         """Event options for anything that runs the models: one shared queue slot and a stable API name."""
@@ -44,7 +54,8 @@ class TabContext:
         (Gradio's own run_on_click event would bypass the shared concurrency_id.)
         """
         shown = gr.Examples(rows, inputs=fill, label=label, cache_examples=False)
-        return shown.load_input_event.then(fn, inputs, outputs, **self.model_job(api_visibility="private"))
+        return gradio_compat.examples_load_event(shown).then(fn, inputs, outputs,
+                                                             **self.model_job(api_visibility="private"))
 
 
 def image_upload(settings: Settings, **kwargs) -> gr.Image:
@@ -102,25 +113,10 @@ def load_upload(path: str | None, settings: Settings, what: str = "an image") ->
     return open_image(Path(path), settings.max_image_pixels)
 
 
-CHANNEL_PICTURE_SIDE = 256  # px: latent channel pictures are enlarged to about this, one latent cell a square
-
-
-def channel_scale(latents: torch.Tensor) -> int:
-    """How much to enlarge a latent-grid picture so it shows at about CHANNEL_PICTURE_SIDE pixels."""
-    return max(1, CHANNEL_PICTURE_SIDE // latents.shape[-1])
-
-
-def upscale(image: Image.Image, factor: int) -> Image.Image:
-    """Latent-grid pictures, enlarged with hard edges so each latent cell stays visible."""
-    return image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
-
-
 def format_timings(timings: dict[str, float]) -> str:
     labels = [("text", "text encoder"), ("encode", "VAE encode"), ("unet_per_step", "UNet per step"),
               ("unet", "UNet total"), ("decode", "decode"), ("total", "total")]
     return " · ".join(f"{label} {timings[key]:.2f} s" for key, label in labels if key in timings)
-
-
 
 
 def sampling_updates(runner: ModelRunner, job: str, args: tuple, total: int, progress: gr.Progress

@@ -13,7 +13,7 @@ from latent_demo.models import Models
 from latent_demo.params import MAX_GUIDANCE, MAX_SEED, SamplingParams, check_int
 from latent_demo.schedulers import MODEL_DEFAULT, SCHEDULER_NAMES
 from latent_demo.tasks import TaskResult
-from latent_demo.ui.model_work import DEFAULT_VIEW, VIEWS
+from latent_demo.ui.pictures import DEFAULT_VIEW, VIEWS
 
 MAX_RANDOM_SEED = 2**32 - 1
 LIVE_HEIGHT = 384  # px: the live step pictures are small (4 px per latent cell); the page enlarges them to this

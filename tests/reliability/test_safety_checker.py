@@ -13,7 +13,7 @@ from latent_demo.config import Settings
 from latent_demo.models import ModelLoadError, load_models
 from latent_demo.params import GenerateParams
 from latent_demo.safety import SafetyFilter
-from latent_demo.ui.model_work import preview_image
+from latent_demo.serving.previews import preview_image
 
 
 def tiny_filter(flag_everything: bool) -> SafetyFilter:
@@ -56,7 +56,7 @@ def test_asking_for_a_safety_checker_that_cannot_be_loaded_is_an_error():
 def test_the_runner_screens_the_live_previews_and_the_trajectory(models, settings):
     """Through the served path: the previews are made (and screened) where the checker runs, then shown."""
     from latent_demo.ui.app import model_runner
-    from latent_demo.ui.model_work import trajectory_pictures
+    from latent_demo.ui.pictures import trajectory_pictures
 
     screened = dataclasses.replace(models, safety_filter=tiny_filter(True))
     params = GenerateParams(prompt="a fox", seed=2, num_inference_steps=2, width=64, height=64)

@@ -12,8 +12,8 @@ import latent_demo
 from latent_demo.config import Settings
 from latent_demo.models import ModelLoadError, load_models
 from latent_demo.schedulers import make_scheduler
+from latent_demo.serving.no_url_fetch import URL_FILE_REFUSED, URL_INPUT_REFUSED
 from latent_demo.ui.app import launch_options
-from latent_demo.ui.no_url_fetch import URL_FILE_REFUSED, URL_INPUT_REFUSED
 
 PACKAGE = Path(latent_demo.__file__).parent
 

@@ -16,7 +16,7 @@ from conftest import free_port
 from PIL import Image
 
 from latent_demo.config import Settings
-from latent_demo.ui import files
+from latent_demo.serving import files
 from latent_demo.ui.app import build_app, launch
 
 # CI runs 33 requests (11 visits: more than max_sessions=10, so the cap is exercised); the full soak of the issue:

@@ -1,11 +1,14 @@
-"""Every use of Gradio's internals, in one place, checked and applied when the app is launched.
+"""The one wall around Gradio's internals: every private function, method or attribute the app patches or reads.
 
-The app patches or reads a few things Gradio does not promise to keep: two functions of `processing_utils`
-(atomic cache writes, no URL downloads), the components' `preprocess` (readable errors for bad uploads and values),
-the Blocks' cache bookkeeping (our own clean-up thread) and PIL's global pixel limit. A renamed function would make
-a patch silently do nothing, so `apply()` first checks the Gradio version and that every attribute it touches is
-still there, and refuses to start with a message saying what changed. Nothing here runs at import or in
-`build_app`: only `launch` (ui/app.py) calls `apply()`.
+Gradio does not promise to keep these: two functions of `processing_utils` (atomic cache writes, no URL
+downloads), `Blocks.postprocess_data` (bare skips passed through), the components' `preprocess` (readable errors
+for bad uploads and values), the Blocks' cache bookkeeping (`temp_file_sets`, each block's `keep_in_cache`,
+`is_running`: our own clean-up thread), an example set's `load_input_event` (examples queued with the model jobs)
+and PIL's global pixel limit. A renamed one would make a patch silently do nothing, or, read with a default, make
+the clean-up delete files Gradio keeps. So every one of them is listed here, read through the accessors below
+(never `getattr(..., default)`), and checked at start-up: `check()` refuses to start with a message naming what
+changed. tests/test_gradio_compat.py greps the source and fails on an internal used outside this list. Nothing
+here runs at import or in `build_app`: only `launch` (ui/app.py) calls `apply()`.
 """
 
 from __future__ import annotations
@@ -18,8 +21,7 @@ from PIL import Image
 
 from latent_demo.config import Settings
 from latent_demo.images import UNREADABLE
-from latent_demo.ui import gradio_fixes, no_url_fetch
-from latent_demo.ui.files import start_cache_cleanup
+from latent_demo.serving import gradio_fixes, no_url_fetch
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +32,16 @@ PATCHES = [
     (processing_utils, "async_ssrf_protected_download", no_url_fetch.refuse_download),
     (gr.Blocks, "postprocess_data", gradio_fixes.passing_skips_through(gr.Blocks.postprocess_data)),
 ]
-# (owner, attribute): Gradio internals this app reads or wraps
+# (owner, attribute): Gradio functions this app calls or wraps
 USED = [
     (processing_utils, "encode_pil_to_bytes"),  # by the atomic cache writer
     (processing_utils, "hash_bytes"),
     (processing_utils, "get_pil_metadata"),
     (gr.components.Component, "preprocess"),  # wrapped per component for readable errors
 ]
-INSTANCE_ATTRIBUTES = ["temp_file_sets"]  # of the Blocks, read by the cache clean-up thread (ui/files.py)
+BLOCKS_ATTRIBUTES = ["temp_file_sets", "is_running", "blocks"]  # of the app's Blocks (the cache clean-up)
+BLOCK_ATTRIBUTES = ["keep_in_cache"]  # of every block: files Gradio must keep (cached examples)
+EXAMPLES_ATTRIBUTES = ["load_input_event"]  # of a gr.Examples: the event that fills the inputs
 VALUE_COMPONENTS = (gr.Number, gr.Slider, gr.Checkbox, gr.Textbox, gr.Dropdown, gr.Radio)
 
 
@@ -46,34 +50,61 @@ class GradioIncompatible(RuntimeError):
 
 
 def check(version: str = gr.__version__, demo: gr.Blocks | None = None) -> None:
-    """Raise GradioIncompatible unless Gradio is the tested version and every patched or read attribute exists."""
+    """Raise GradioIncompatible unless Gradio is the tested version and every patched or read internal exists."""
     if version != TESTED_GRADIO:
         raise GradioIncompatible(
             f"latent-demo patches Gradio internals checked against gradio {TESTED_GRADIO}, but {version} is "
             f"installed. Install gradio=={TESTED_GRADIO} (requirements.txt), or re-check "
-            "latent_demo/ui/gradio_compat.py against the new version and update TESTED_GRADIO.")
+            "latent_demo/serving/gradio_compat.py against the new version and update TESTED_GRADIO.")
     missing = [f"{_name(owner)}.{attribute}" for owner, attribute, *_ in (*PATCHES, *USED)
                if not callable(getattr(owner, attribute, None))]
-    if demo is not None:
-        missing += [f"Blocks().{name}" for name in INSTANCE_ATTRIBUTES if not hasattr(demo, name)]
+    with gr.Blocks() as probe:  # a throwaway app: instance attributes exist only on instances
+        examples = gr.Examples([["x"]], inputs=[gr.Textbox()])
+    missing += [f"Blocks().{name}" for name in BLOCKS_ATTRIBUTES if not hasattr(demo or probe, name)]
+    missing += [f"Examples().{name}" for name in EXAMPLES_ATTRIBUTES if not hasattr(examples, name)]
+    blocks = (demo or probe).blocks.values() if hasattr(demo or probe, "blocks") else []
+    missing += sorted({f"Block().{name}" for block in blocks for name in BLOCK_ATTRIBUTES if not hasattr(block, name)})
     if missing:
         raise GradioIncompatible(f"gradio {version} no longer has {', '.join(missing)}, which latent-demo patches "
-                                 "or reads (latent_demo/ui/gradio_compat.py)")
+                                 "or reads (latent_demo/serving/gradio_compat.py)")
+
+
+# The accessors: the only places the attributes above are read (a missing one raises AttributeError by name).
+def is_running(demo: gr.Blocks) -> bool:
+    return demo.is_running
+
+
+def blocks_of(demo: gr.Blocks) -> list:
+    return list(demo.blocks.values())
+
+
+def cached_file_sets(demo: gr.Blocks) -> list[set]:
+    """The live sets of files Gradio cached for this app (requests keep adding to them)."""
+    return list(demo.temp_file_sets)
+
+
+def files_kept_in_cache(demo: gr.Blocks) -> set[str]:
+    """Files Gradio must keep whatever their age (cached examples): never deleted by our clean-up."""
+    return set().union(*(block.keep_in_cache for block in blocks_of(demo)))
+
+
+def examples_load_event(examples: gr.Examples) -> gr.events.Dependency:
+    """The event that fills an example's inputs when it is clicked."""
+    return examples.load_input_event
 
 
 def apply(demo: gr.Blocks, settings: Settings) -> None:
-    """Check, then install every patch and wrapper on `demo`, and start the cache clean-up (at launch only)."""
+    """Check, then install every patch and wrapper on `demo` (at launch only)."""
     check(demo=demo)
     for owner, attribute, replacement in PATCHES:
         setattr(owner, attribute, replacement)
     # PIL refuses images over twice this: Gradio's own decoding (the inpainting editor) then refuses what we do.
     Image.MAX_IMAGE_PIXELS = settings.max_image_pixels // 2
-    for block in demo.blocks.values():
+    for block in blocks_of(demo):
         if isinstance(block, gr.Image | gr.ImageEditor):
             readable_upload_errors(block, settings.max_image_pixels)
         elif isinstance(block, VALUE_COMPONENTS):
             readable_value_errors(block)
-    start_cache_cleanup(demo, settings.cache_max_age_s)  # instead of delete_cache=...: see its docstring
 
 
 def readable_upload_errors(component: gr.Image | gr.ImageEditor, max_pixels: int) -> None:

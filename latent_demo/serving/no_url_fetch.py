@@ -7,7 +7,7 @@ any public host:
 - `GET /gradio_api/file=<url>` streams the URL back through the server.
 
 Either would let anyone use a public Space as a fetching proxy. This app needs neither: images come as uploads,
-files are served from Gradio's cache and `assets/`. `refuse_download` (installed by ui/gradio_compat.py at
+files are served from Gradio's cache and `assets/`. `refuse_download` (installed by serving/gradio_compat.py at
 launch) turns the first into a readable error;
 `RefuseUrlFiles` (an ASGI middleware given to `launch()`) answers the second with 403.
 """

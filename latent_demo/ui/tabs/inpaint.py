@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections import namedtuple
 
 import gradio as gr
 import numpy as np
@@ -14,11 +14,12 @@ from latent_demo.gpu_budget import fitted_size, generation_seconds
 from latent_demo.images import image_and_painted_mask
 from latent_demo.models import Models
 from latent_demo.params import MAX_FEATHER, InpaintParams
+from latent_demo.serving.runner import Step
 from latent_demo.tasks import TaskResult, inpaint, planned_steps
 from latent_demo.ui import common, controls
-from latent_demo.ui.common import TabContext, bound, user_errors
+from latent_demo.ui.common import TabContext, bound, named_outputs, user_errors
 from latent_demo.ui.examples import inpaint_examples
-from latent_demo.ui.model_work import DEFAULT_VIEW, Step, check_view, live_picture
+from latent_demo.ui.pictures import DEFAULT_VIEW, check_view, live_picture, upscale
 
 INTRO = """**Inpainting repaints latents under a mask.** Paint over what should change. The mask is snapped to the
 latent grid (one cell = 8×8 pixels), since that is all the UNet sees. With an ordinary UNet, after every step the
@@ -27,9 +28,12 @@ inpainting UNet instead reads the mask and the masked image as extra input chann
 pasted back exactly."""
 
 
-@dataclass
-class InpaintTab:
-    editor: gr.ImageEditor  # filled by "Use this image for inpainting" on the Encode tab
+# `run`'s parameters by name (the public API's names), in their order
+Inputs = namedtuple("Inputs", "editor prompt negative_prompt seed randomize steps guidance strength feather_radius "
+                               "scheduler fast_decode view")
+
+
+Outputs = named_outputs("Outputs", "used_seed grid live final status")
 
 
 def inpaint_job(models: Models, settings: Settings, params: InpaintParams, image: Image.Image, mask: Image.Image,
@@ -38,16 +42,18 @@ def inpaint_job(models: Models, settings: Settings, params: InpaintParams, image
     return inpaint(models, params, settings, image, mask, updates)
 
 
-def inpaint_seconds(settings: Settings, params: InpaintParams, image: Image.Image, mask: Image.Image) -> int:
+def inpaint_seconds(models: Models, settings: Settings, params: InpaintParams, image: Image.Image,
+                    mask: Image.Image) -> int:
     width, height = fitted_size(*image.size, settings.max_image_side)
     steps = math.ceil(params.num_inference_steps * params.strength)
-    return generation_seconds(steps, params.guidance_scale, width, height, vae_passes=3)  # 2 encodes, 1 decode
+    # an upper bound: the image's encode, the masked image's (9-channel UNets only) and the decode
+    return generation_seconds(steps, params.guidance_scale, width, height, vae_passes=3)
 
 
 def mask_on_latent_grid(result: TaskResult, factor: int) -> tuple[Image.Image, int, int]:
     """(the latent mask as a black/white picture at image size, cells to repaint, all cells)."""
     grid = result.latent_mask[0, 0].numpy()
-    picture = common.upscale(Image.fromarray((grid * 255).astype(np.uint8), mode="L").convert("RGB"), factor)
+    picture = upscale(Image.fromarray((grid * 255).astype(np.uint8), mode="L").convert("RGB"), factor)
     return picture, int(grid.sum()), grid.size
 
 
@@ -66,17 +72,18 @@ def run(ctx: TabContext, editor, prompt, negative_prompt, seed, randomize, steps
     total = planned_steps(models, params, settings)
     for update in common.sampling_updates(ctx.runner, "inpaint", (params, image, mask), total, progress):
         if isinstance(update, Step):
-            yield (params.seed, gr.skip(), live_picture(ctx.runner, update, view), gr.skip(),
-                   common.step_status(update, total))
+            yield Outputs(used_seed=params.seed, live=live_picture(ctx.runner, update, view),
+                          status=common.step_status(update, total))
             continue
         result = update
         grid, covered, cells = mask_on_latent_grid(result, models.vae_scale_factor)
         summary = (f"Method: **{result.method}**. The mask covers {covered} of {cells} latent cells. "
                    f"Seed **{result.seed}** · {common.format_timings(result.timings)}{controls.result_notes(result)}")
-        yield result.seed, grid, result.image, result.image, summary
+        yield Outputs(used_seed=result.seed, grid=grid, live=result.image, final=result.image, status=summary)
 
 
-def build(ctx: TabContext) -> InpaintTab:
+def build(ctx: TabContext) -> gr.ImageEditor:
+    """Returns the editor, which the Encode tab's "Use this image for inpainting" fills."""
     models, settings = ctx.models, ctx.settings
 
     gr.Markdown(INTRO)
@@ -107,8 +114,10 @@ def build(ctx: TabContext) -> InpaintTab:
         live = gr.Image(label="Live: x_t | x̂₀ after each step → result", format="png", elem_id="inpaint-live",
                         elem_classes="latent-steps", height=controls.LIVE_HEIGHT)
         final = gr.Image(label="Result", format="png", elem_id="inpaint-result")
-    inputs = [editor, prompt, negative, seed, randomize, steps, guidance, strength, feather, scheduler, fast, view]
-    outputs = [used_seed, grid, live, final, status]
+    inputs = list(Inputs(editor=editor, prompt=prompt, negative_prompt=negative, seed=seed, randomize=randomize,
+                         steps=steps, guidance=guidance, strength=strength, feather_radius=feather,
+                         scheduler=scheduler, fast_decode=fast, view=view))
+    outputs = list(Outputs(used_seed=used_seed, grid=grid, live=live, final=final, status=status))
     handler = bound(run, ctx)
     event = start.click(handler, inputs, outputs, **ctx.model_job(api_name="inpaint"))
     examples = [[{"background": image, "layers": [mask], "composite": None}, prompt]
@@ -116,4 +125,4 @@ def build(ctx: TabContext) -> InpaintTab:
     example_run = ctx.examples(examples, [editor, prompt], handler, inputs, outputs,
                                "Examples with a mask (click one to run it)")
     cancel.click(None, cancels=[event, example_run])
-    return InpaintTab(editor=editor)
+    return editor

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import gradio as gr
 
 from latent_demo.config import Settings
@@ -9,19 +11,21 @@ from latent_demo.gpu_budget import generation_seconds
 from latent_demo.latents import latents_to_channel_images
 from latent_demo.models import Models
 from latent_demo.params import GenerateParams
+from latent_demo.serving.files import to_gif
+from latent_demo.serving.runner import Step
 from latent_demo.tasks import TaskResult, generate, planned_steps
 from latent_demo.ui import common, controls
-from latent_demo.ui.common import TabContext, bound, user_errors
+from latent_demo.ui.common import TabContext, bound, named_outputs, user_errors
 from latent_demo.ui.examples import PROMPTS
-from latent_demo.ui.files import to_gif
-from latent_demo.ui.model_work import (
+from latent_demo.ui.pictures import (
     DEFAULT_VIEW,
-    Step,
+    channel_scale,
     check_view,
     live_picture,
     on_canvas,
     reusable_live_pictures,
     trajectory_pictures,
+    upscale,
 )
 
 INTRO = """**Generation starts from pure noise in latent space**, drawn from the seed (so the same seed and settings
@@ -34,12 +38,20 @@ prediction implies right now (what the image would be if the noise it sees were 
 the composition settles in the first steps, the details arrive in the last ones."""
 
 
+# `run`'s parameters by name (the public API's names), in their order
+Inputs = namedtuple("Inputs", "prompt negative_prompt seed randomize steps guidance scheduler width height "
+                               "fast_decode view")
+
+
+Outputs = named_outputs("Outputs", "used_seed noise live final trajectory gif status")
+
+
 def generate_job(models: Models, settings: Settings, params: GenerateParams, updates) -> TaskResult:
     """Runs where the GPU is."""
     return generate(models, params, settings, updates)
 
 
-def generate_seconds(settings: Settings, params: GenerateParams) -> int:
+def generate_seconds(models: Models, settings: Settings, params: GenerateParams) -> int:
     return generation_seconds(params.num_inference_steps, params.guidance_scale, params.width, params.height)
 
 
@@ -59,19 +71,21 @@ def run(ctx: TabContext, prompt, negative_prompt, seed, randomize, steps, guidan
             picture = live_picture(ctx.runner, update, view)
             if reusable_live_pictures(ctx.runner):
                 shown[update.index] = picture
-            yield (params.seed, gr.skip(), picture, gr.skip(), gr.skip(), gr.skip(), common.step_status(update, total))
+            yield Outputs(used_seed=params.seed, live=picture, status=common.step_status(update, total))
             continue
         result = update  # the pictures are made here, off the GPU's clock; the image is shown first
-        scale = common.channel_scale(result.start_latents)
-        noise = [common.upscale(image, scale) for image in latents_to_channel_images(result.start_latents)]
+        scale = channel_scale(result.start_latents)
+        noise = [upscale(image, scale) for image in latents_to_channel_images(result.start_latents)]
         status = (f"Seed **{result.seed}** · {common.format_timings(result.timings)}"
                   f"{controls.result_notes(result)}\n\nx̂₀ per step: {result.denoised_source}.")
-        yield result.seed, noise, result.image, result.image, gr.skip(), gr.skip(), status
+        shown_result = Outputs(used_seed=result.seed, noise=noise, live=result.image, final=result.image,
+                               status=status)
+        yield shown_result
         frames = trajectory_pictures(ctx.models, result, view, shown) + [result.image]
         captions = [f"step {i + 1}, t={t}" for i, t in enumerate(result.timesteps)] + ["decoded"]
         gif = to_gif(frames[:-1] + [on_canvas(result.image, frames[0].size)])
         # the last update holds every output: an API call's result is the last update alone
-        yield (result.seed, noise, result.image, result.image, list(zip(frames, captions, strict=True)), gif, status)
+        yield shown_result._replace(trajectory=list(zip(frames, captions, strict=True)), gif=gif)
 
 
 def build(ctx: TabContext) -> None:
@@ -102,8 +116,11 @@ def build(ctx: TabContext) -> None:
                                 height="auto",
                                 format="png", elem_id="generate-trajectory", elem_classes="latent-steps")
     gif = gr.File(label="Trajectory as an animated GIF", elem_id="generate-gif")
-    inputs = [prompt, negative, seed, randomize, steps, guidance, scheduler, width, height, fast, view]
-    outputs = [used_seed, noise, live, final, trajectory, gif, status]
+    inputs = list(Inputs(prompt=prompt, negative_prompt=negative, seed=seed, randomize=randomize, steps=steps,
+                         guidance=guidance, scheduler=scheduler, width=width, height=height, fast_decode=fast,
+                         view=view))
+    outputs = list(Outputs(used_seed=used_seed, noise=noise, live=live, final=final, trajectory=trajectory, gif=gif,
+                           status=status))
     handler = bound(run, ctx)
     event = start.click(handler, inputs, outputs, **ctx.model_job(api_name="generate"))
     example_run = ctx.examples([[p] for p in PROMPTS], [prompt], handler, inputs, outputs,

@@ -11,11 +11,11 @@ from latent_demo.explore import seed_walk
 from latent_demo.gpu_budget import generation_seconds
 from latent_demo.models import Models
 from latent_demo.params import GenerateParams, check_int
+from latent_demo.serving.files import to_gif
 from latent_demo.tasks import TaskResult, planned_steps
 from latent_demo.ui import controls
-from latent_demo.ui.common import TabContext, bound, user_errors
+from latent_demo.ui.common import TabContext, bound, named_outputs, user_errors
 from latent_demo.ui.examples import PROMPTS
-from latent_demo.ui.files import to_gif
 
 INTRO = """**Nearby noise, nearby pictures.** Two seeds give two noise latents; spherical interpolation (slerp)
 walks between them keeping the noise's norm (a straight line would fade the noise mid-way and blur the result).
@@ -23,6 +23,9 @@ Each frame is generated with the same prompt and settings from one point on that
 
 
 GIF_SECONDS_PER_FRAME = 0.3  # a walk's frames are whole images: a little slower than a trajectory's steps
+
+
+Outputs = named_outputs("Outputs", "gallery gif status")
 
 
 def walk_job(models: Models, settings: Settings, params: GenerateParams, seed_b: int, count: int,
@@ -34,7 +37,7 @@ def walk_job(models: Models, settings: Settings, params: GenerateParams, seed_b:
     return len(seed_walk(models, params, settings, seed_b, count, callback=updates, on_frame=send))
 
 
-def walk_seconds(settings: Settings, params: GenerateParams, seed_b: int, count: int) -> int:
+def walk_seconds(models: Models, settings: Settings, params: GenerateParams, seed_b: int, count: int) -> int:
     return generation_seconds(params.num_inference_steps, params.guidance_scale, params.width, params.height,
                               frames=count)
 
@@ -56,9 +59,10 @@ def walk(ctx: TabContext, prompt, seed_a, seed_b, frames, steps, guidance, sched
             index, result = value
             images.append((result.image, f"frame {index + 1}"))
             progress((len(images), count), desc=f"frame {len(images)} of {count}")
-            yield list(images), gr.skip(), f"{len(images)} of {count} frames"
+            yield Outputs(gallery=list(images), status=f"{len(images)} of {count} frames")
         elif kind == "done":
-            yield list(images), to_gif([image for image, _ in images], GIF_SECONDS_PER_FRAME), f"{len(images)} frames"
+            yield Outputs(gallery=list(images), gif=to_gif([image for image, _ in images], GIF_SECONDS_PER_FRAME),
+                          status=f"{len(images)} frames")
 
 
 def build(ctx: TabContext) -> None:
@@ -81,7 +85,7 @@ def build(ctx: TabContext) -> None:
             gallery = gr.Gallery(label="Frames", columns=4, height="auto", format="png", elem_id="walk-gallery")
             gif = gr.File(label="The walk as an animated GIF", elem_id="walk-gif")
     inputs = [prompt, seed_a, seed_b, frames, steps, guidance, scheduler, width, height]
-    outputs = [gallery, gif, status]
+    outputs = list(Outputs(gallery=gallery, gif=gif, status=status))
     handler = bound(walk, ctx)
     event = start.click(handler, inputs, outputs, **ctx.model_job(api_name="seed_walk"))
     example_run = ctx.examples([[PROMPTS[1], 1, 2], [PROMPTS[2], 7, 8]], [prompt, seed_a, seed_b], handler, inputs,

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import gradio as gr
 
 from latent_demo.models import Models
 from latent_demo.quiz import QUESTIONS, LessonNumbers, Mark, check_answers
 from latent_demo.ui.common import TabContext, bound, user_errors
+from latent_demo.ui.state import figures
 from latent_demo.why_latents import PIXEL_CHANNELS, counted_step_cost
 
 INTRO = """**Check yourself.** Six questions on what the other tabs showed. Each answer says where to see it with
@@ -44,9 +43,7 @@ def describe(marks: list[Mark]) -> str:
 @user_errors
 def check(ctx: TabContext, *answers_and_lesson):
     *answers, lesson = answers_and_lesson
-    known = {f.name for f in dataclasses.fields(LessonNumbers)}
-    seen = {key: value for key, value in (lesson or {}).items() if key in known}
-    numbers = LessonNumbers(**{**model_numbers(ctx.models), **seen})
+    numbers = LessonNumbers(**{**model_numbers(ctx.models), **figures(lesson).known()})
     return describe(check_answers(list(answers), numbers))
 
 

@@ -1,4 +1,5 @@
-"""Workarounds for Gradio 6.31, installed at launch by ui/gradio_compat.py: a race, and two costs per streamed update.
+"""Workarounds for Gradio 6.31, installed at launch by serving/gradio_compat.py: a race, and two costs per streamed
+update.
 
 Gradio caches every output image under a hash of its bytes and rewrites that file on every request
 (`processing_utils.save_pil_to_cache`: truncate, then write). When two visitors get the same image at the same time
@@ -10,8 +11,9 @@ An image handed to Gradio again (the final image in two outputs and in two updat
 then in the trajectory) is encoded once: its cached file is remembered for as long as the image object lives. This
 relies on the app never changing a picture after handing it to Gradio; none of its code does.
 
-PNGs are written at zlib level 1 instead of PIL's 6: about half the encoding time (19 → 10 ms for a 1032×512 step
-preview on a 2-core EPYC) for about 13 % more bytes. The served path encodes a picture per denoising step.
+PNGs are written at zlib level 1 instead of PIL's 6: about half the encoding time (19 → 10 ms for a 1032×512
+picture on a 2-core EPYC, the size x_t | x̂₀ step pictures had before they shrank to 4 px a latent cell) for about
+13 % more bytes. The served path encodes a picture per denoising step.
 
 `gr.skip()` is the update `{"__type__": "update"}` with no properties, and Gradio handles it like any property
 update: it rebuilds the component and regenerates its config and API schema (pydantic), on the event loop. A

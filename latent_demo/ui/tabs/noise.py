@@ -16,8 +16,10 @@ from latent_demo.latents import latents_to_channel_images, latents_to_pixels
 from latent_demo.models import Models
 from latent_demo.params import check_int
 from latent_demo.ui import common, controls
-from latent_demo.ui.common import TabContext, bound, user_errors
+from latent_demo.ui.common import TabContext, bound, named_outputs, user_errors
 from latent_demo.ui.examples import asset
+from latent_demo.ui.pictures import channel_scale, upscale
+from latent_demo.ui.state import NoiseCache
 
 INTRO = """**Training teaches the UNet to undo this.** Pick a timestep: the image's latents are mixed with noise by
 the schedule's weights. Early timesteps keep the picture; by t ≈ 999 the latents are almost pure noise, and
@@ -35,6 +37,9 @@ def schedule_frame(alphas_cumprod, timestep: int) -> pd.DataFrame:
 DEFAULT_TIMESTEP = 500
 
 
+Outputs = named_outputs("Outputs", "channels decoded plot note cache")
+
+
 def noise_job(models: Models, settings: Settings, image: Image.Image | None, latents: torch.Tensor | None,
               timestep: int, seed: int, updates) -> tuple[torch.Tensor, NoisedLatents, Image.Image]:
     """Runs where the GPU is: (clean latents, encoded only when not cached; x_t; x_t decoded)."""
@@ -45,10 +50,11 @@ def noise_job(models: Models, settings: Settings, image: Image.Image | None, lat
     return latents, noised, decoded
 
 
-def noise_seconds(settings: Settings, image: Image.Image | None, latents: torch.Tensor | None, timestep: int,
-                  seed: int) -> int:
+def noise_seconds(models: Models, settings: Settings, image: Image.Image | None, latents: torch.Tensor | None,
+                  timestep: int, seed: int) -> int:
     if latents is not None:
-        return vae_seconds(latents.shape[3] * 8, latents.shape[2] * 8, passes=1)
+        factor = models.vae_scale_factor
+        return vae_seconds(latents.shape[3] * factor, latents.shape[2] * factor, passes=1)
     width, height = fitted_size(*image.size, settings.max_image_side)
     return vae_seconds(width, height, passes=2)
 
@@ -57,23 +63,23 @@ JOBS = {"add_noise": (noise_job, noise_seconds)}  # what this tab runs where the
 
 
 @user_errors
-def explore(ctx: TabContext, image, timestep, seed, cache):
+def explore(ctx: TabContext, image, timestep, seed, cache: NoiseCache | None) -> Outputs:
     """The visitor's image is encoded once: moving the slider only re-noises (Gradio's upload path is per file)."""
     models = ctx.models
     timestep = check_int("timestep", timestep, 0, len(noise_schedule(models)) - 1)
     seed = controls.pick_seed(seed, False)
-    cached = cache["latents"] if cache and cache.get("path") == image else None
+    cached = cache.latents if cache is not None and cache.path == image else None
     upload = None if cached is not None else common.load_upload(image, ctx.settings)
     latents, noised, decoded = ctx.runner.run("add_noise", upload, cached, timestep, seed)
-    scale = common.channel_scale(latents)
-    channels = [(common.upscale(picture, scale), f"x_t channel {c}")
+    scale = channel_scale(latents)
+    channels = [(upscale(picture, scale), f"x_t channel {c}")
                 for c, picture in enumerate(latents_to_channel_images(noised.latents))]
     decoder = "fast decoder" if models.fast_decoder is not None else "full VAE"
     note = (f"t = **{noised.timestep}**: x_t = **{noised.signal_weight:.3f}** · x_0 + "
             f"**{noised.noise_weight:.3f}** · ε (std of x_t {noised.latents.std():.2f}, of x_0 "
             f"{latents.std():.2f}). Decoded with the {decoder}.")
     plot = schedule_frame(noise_schedule(models), noised.timestep)
-    return channels, decoded, plot, note, {"path": image, "latents": latents}
+    return Outputs(channels=channels, decoded=decoded, plot=plot, note=note, cache=NoiseCache(image, latents))
 
 
 def build(ctx: TabContext) -> None:
@@ -98,7 +104,8 @@ def build(ctx: TabContext) -> None:
     plot = gr.LinePlot(schedule_frame(alphas_cumprod, DEFAULT_TIMESTEP), x="timestep", y="weight", color="curve",
                        title="The noise schedule", elem_id="noise-plot")
     cache = gr.State(None, time_to_live=settings.state_ttl_s)  # this visitor's clean latents, not re-encoded
-    inputs, outputs = [image, timestep, seed, cache], [channels, decoded, plot, note, cache]
+    inputs = [image, timestep, seed, cache]
+    outputs = list(Outputs(channels=channels, decoded=decoded, plot=plot, note=note, cache=cache))
     run.click(handler, inputs, outputs, **ctx.model_job(api_name="add_noise"))
     timestep.release(handler, inputs, outputs, **ctx.model_job(api_visibility="private"))
     ctx.examples([[asset(name)] for name in ("astronaut.png", "chelsea.png", "rocket.jpg")], [image], handler, inputs,

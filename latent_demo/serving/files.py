@@ -17,12 +17,17 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from latent_demo.models import Models
+from latent_demo.serving import gradio_compat
 
 log = logging.getLogger(__name__)
 SCRATCH_DIR = Path(tempfile.gettempdir()) / f"latent-demo-{os.getpid()}"
 SCRATCH_MAX_AGE_S = 600  # Gradio copied each file into its own cache long before this
 SCRATCH_MAX_FOLDERS = 64  # and at most this many are kept, whatever their age
-atexit.register(shutil.rmtree, SCRATCH_DIR, ignore_errors=True)
+
+
+def remove_scratch_at_exit() -> None:
+    """At launch: the scratch folder goes when the server process ends."""
+    atexit.register(shutil.rmtree, SCRATCH_DIR, ignore_errors=True)
 
 
 def scratch_path(filename: str) -> Path:
@@ -90,9 +95,9 @@ def start_cache_cleanup(demo, max_age_s: int, interval_s: float | None = None) -
     interval_s = max(1.0, max_age_s / 2) if interval_s is None else interval_s
 
     def clean_forever():
-        while not demo.is_running:  # built, not launched yet
+        while not gradio_compat.is_running(demo):  # built, not launched yet
             time.sleep(min(1.0, interval_s))
-        while demo.is_running:
+        while gradio_compat.is_running(demo):
             time.sleep(interval_s)
             try:
                 delete_old_cache_files(demo, max_age_s)
@@ -106,9 +111,9 @@ def start_cache_cleanup(demo, max_age_s: int, interval_s: float | None = None) -
 
 def delete_old_cache_files(demo, max_age_s: float) -> int:
     """Delete (and stop tracking) this app's cached files older than max_age_s; returns how many."""
-    keep = set().union(*(getattr(block, "keep_in_cache", set()) for block in demo.blocks.values()))
+    keep = gradio_compat.files_kept_in_cache(demo)
     cutoff, deleted = time.time() - max_age_s, 0
-    for tracked in list(demo.temp_file_sets):
+    for tracked in gradio_compat.cached_file_sets(demo):
         for path in list(tracked):  # snapshots: requests keep adding files meanwhile
             if path in keep or _ctime(path) >= cutoff:
                 continue

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections import namedtuple
 
 import gradio as gr
 import torch
@@ -13,6 +13,8 @@ from latent_demo.config import Settings
 from latent_demo.gpu_budget import fitted_size, generation_seconds
 from latent_demo.models import Models
 from latent_demo.params import Img2ImgParams
+from latent_demo.serving.previews import linear_picture
+from latent_demo.serving.runner import Step
 from latent_demo.tasks import TaskResult, img2img, planned_steps
 from latent_demo.ui import controls
 from latent_demo.ui.common import (
@@ -21,13 +23,15 @@ from latent_demo.ui.common import (
     format_timings,
     image_upload,
     load_upload,
+    named_outputs,
     sampling_updates,
     step_status,
     used_seed_output,
     user_errors,
 )
 from latent_demo.ui.examples import asset
-from latent_demo.ui.model_work import DEFAULT_VIEW, Step, check_view, linear_picture, live_picture
+from latent_demo.ui.pictures import DEFAULT_VIEW, check_view, live_picture
+from latent_demo.ui.state import EncodedImage
 
 INTRO = """**img2img edits latents, not pixels.** The image is encoded, its latents get noise for timestep
 *strength × steps* down the schedule, and the loop runs only the remaining steps. Strength 0 keeps the image;
@@ -35,9 +39,12 @@ strength 1 starts from pure noise, like Generate."""
 FROM_UPLOAD, FROM_ENCODE = "the uploaded image", "the latents from the Encode tab"
 
 
-@dataclass
-class Img2ImgTab:
-    source: gr.Radio  # set by "Use these latents in img2img" on the Encode tab
+# `run`'s parameters by name (the public API's names), in their order
+Inputs = namedtuple("Inputs", "source image prompt negative_prompt seed randomize steps guidance strength scheduler "
+                               "fast_decode view encoded")
+
+
+Outputs = named_outputs("Outputs", "used_seed encoded_view noised_view live final status")
 
 
 def img2img_job(models: Models, settings: Settings, params: Img2ImgParams, image: Image.Image | None,
@@ -46,10 +53,11 @@ def img2img_job(models: Models, settings: Settings, params: Img2ImgParams, image
     return img2img(models, params, settings, image=image, latents=latents, callback=updates)
 
 
-def img2img_seconds(settings: Settings, params: Img2ImgParams, image: Image.Image | None,
+def img2img_seconds(models: Models, settings: Settings, params: Img2ImgParams, image: Image.Image | None,
                     latents: torch.Tensor | None) -> int:
     if latents is not None:
-        width, height, passes = latents.shape[3] * 8, latents.shape[2] * 8, 1  # decode only
+        factor = models.vae_scale_factor
+        width, height, passes = latents.shape[3] * factor, latents.shape[2] * factor, 1  # decode only
     else:
         width, height = fitted_size(*image.size, settings.max_image_side)
         passes = 2  # encode and decode
@@ -62,33 +70,35 @@ JOBS = {"img2img": (img2img_job, img2img_seconds)}  # what this tab runs where t
 
 @user_errors
 def run(ctx: TabContext, source, image, prompt, negative_prompt, seed, randomize, steps, guidance, strength,
-        scheduler, fast_decode, view=DEFAULT_VIEW, encoded=None, progress=gr.Progress()):
+        scheduler, fast_decode, view=DEFAULT_VIEW, encoded: EncodedImage | None = None, progress=gr.Progress()):
     models, settings = ctx.models, ctx.settings
     view = check_view(view)
     params = controls.sampling_params(Img2ImgParams, prompt, negative_prompt, seed, randomize, steps, guidance,
                                       scheduler, fast_decode, strength=strength)
     if source == FROM_ENCODE:
-        if not encoded:
+        if encoded is None:
             raise ValueError("no latents yet: encode an image in the Encode tab first, or use an upload")
-        start = (None, encoded["latents"])
+        start = (None, encoded.latents)
     else:
         start = (load_upload(image, settings), None)
     total = planned_steps(models, params, settings)
     for update in sampling_updates(ctx.runner, "img2img", (params, *start), total, progress):
         if isinstance(update, Step):
-            yield (params.seed, gr.skip(), gr.skip(), live_picture(ctx.runner, update, view), gr.skip(),
-                   step_status(update, total))
+            yield Outputs(used_seed=params.seed, live=live_picture(ctx.runner, update, view),
+                          status=step_status(update, total))
             continue
         result = update
         summary = (f"Started at step **{result.start_step} of {params.num_inference_steps}** "
                    f"(strength {params.strength:g} → {len(result.timesteps)} steps run"
                    f"{', first t = ' + str(result.timesteps[0]) if result.timesteps else ''}). "
                    f"Seed **{result.seed}** · {format_timings(result.timings)}{controls.result_notes(result)}")
-        yield (result.seed, linear_picture(result.image_latents, result.image.size),
-               linear_picture(result.start_latents, result.image.size), result.image, result.image, summary)
+        yield Outputs(used_seed=result.seed, encoded_view=linear_picture(result.image_latents, result.image.size),
+                      noised_view=linear_picture(result.start_latents, result.image.size), live=result.image,
+                      final=result.image, status=summary)
 
 
-def build(ctx: TabContext) -> Img2ImgTab:
+def build(ctx: TabContext) -> gr.Radio:
+    """Returns the "Start from" choice, which the Encode tab's "Use these latents in img2img" sets."""
     models, settings = ctx.models, ctx.settings
 
     gr.Markdown(INTRO)
@@ -117,9 +127,11 @@ def build(ctx: TabContext) -> Img2ImgTab:
             live = gr.Image(label="Live: x_t | x̂₀ after each step → result", format="png", elem_id="img2img-live",
                             elem_classes="latent-steps", height=controls.LIVE_HEIGHT)
     final = gr.Image(label="Result", format="png", elem_id="img2img-result")
-    inputs = [source, image, prompt, negative, seed, randomize, steps, guidance, strength, scheduler, fast, view,
-              ctx.encoded]
-    outputs = [used_seed, encoded_view, noised_view, live, final, status]
+    inputs = list(Inputs(source=source, image=image, prompt=prompt, negative_prompt=negative, seed=seed,
+                         randomize=randomize, steps=steps, guidance=guidance, strength=strength, scheduler=scheduler,
+                         fast_decode=fast, view=view, encoded=ctx.encoded))
+    outputs = list(Outputs(used_seed=used_seed, encoded_view=encoded_view, noised_view=noised_view, live=live,
+                           final=final, status=status))
     handler = bound(run, ctx)
     event = start.click(handler, inputs, outputs, **ctx.model_job(api_name="img2img"))
     rows = [[FROM_UPLOAD, asset("chelsea.png"), "a tiger, photograph", 0.6],
@@ -127,4 +139,4 @@ def build(ctx: TabContext) -> Img2ImgTab:
     example_run = ctx.examples(rows, [source, image, prompt, strength], handler, inputs, outputs,
                                "Examples (click one to run it)")
     cancel.click(None, cancels=[event, example_run])
-    return Img2ImgTab(source=source)
+    return source

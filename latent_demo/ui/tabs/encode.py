@@ -20,10 +20,12 @@ from latent_demo.config import Settings
 from latent_demo.encoding import EncodeReport, encode_image
 from latent_demo.gpu_budget import fitted_size, vae_seconds
 from latent_demo.models import Models
+from latent_demo.serving.files import latents_file
 from latent_demo.ui import common
-from latent_demo.ui.common import TabContext, bound, user_errors
+from latent_demo.ui.common import TabContext, bound, named_outputs, user_errors
 from latent_demo.ui.examples import example_images
-from latent_demo.ui.files import latents_file
+from latent_demo.ui.pictures import channel_scale, upscale
+from latent_demo.ui.state import EncodedImage, LessonFigures, figures
 
 INTRO = """**The VAE encoder squeezes pixels into latents.** Every 8×8×3 patch of pixels becomes 4 numbers. Below:
 the 4 latent channels (blue = negative, white = 0, red = positive, each channel scaled to its own range), the
@@ -55,12 +57,18 @@ cells), fewer channels (the rest set to 0), or fewer bits per value. Sizes are c
 here: judging latents by a weak decoder, and squeezing until the structure is gone."""
 
 
+Outputs = named_outputs("Outputs", "channels facts original reconstruction error_map latents_file encoded lesson")
+
+
+CompressOutputs = named_outputs("CompressOutputs", "decoders squeezed curve table lesson")
+
+
 def encode_job(models: Models, settings: Settings, image: Image.Image, fast_decode: bool, updates) -> EncodeReport:
     """Runs where the GPU is."""
     return encode_image(models, image, settings, fast_decode=fast_decode)
 
 
-def encode_seconds(settings: Settings, image: Image.Image, fast_decode: bool) -> int:
+def encode_seconds(models: Models, settings: Settings, image: Image.Image, fast_decode: bool) -> int:
     width, height = fitted_size(*image.size, settings.max_image_side)
     return vae_seconds(width, height, passes=2)
 
@@ -71,7 +79,7 @@ def compress_job(models: Models, settings: Settings, image: Image.Image, squeeze
     return compare_compression(models, image, settings, squeezes)
 
 
-def compress_seconds(settings: Settings, image: Image.Image, squeezes: list[str]) -> int:
+def compress_seconds(models: Models, settings: Settings, image: Image.Image, squeezes: list[str]) -> int:
     width, height = fitted_size(*image.size, settings.max_image_side)
     return vae_seconds(width, height, passes=3 + len(squeezes))  # encode, two decoders, one decode per squeeze
 
@@ -81,18 +89,19 @@ JOBS = {"encode": (encode_job, encode_seconds), "compress": (compress_job, compr
 
 
 @user_errors
-def encode(ctx: TabContext, image, fast_decode, lesson=None):
+def encode(ctx: TabContext, image, fast_decode, lesson: LessonFigures | None = None) -> Outputs:
     report = ctx.runner.run("encode", common.load_upload(image, ctx.settings), bool(fast_decode))
-    scale = common.channel_scale(report.latents)
-    gallery = [(common.upscale(image, scale), f"channel {s.channel}: mean {s.mean:+.2f}, std {s.std:.2f}")
+    scale = channel_scale(report.latents)
+    gallery = [(upscale(image, scale), f"channel {s.channel}: mean {s.mean:+.2f}, std {s.std:.2f}")
                for image, s in zip(report.channel_images, report.stats, strict=True)]
     source = "fast decoder" if fast_decode else "full VAE decoder"
-    state = {"latents": report.latents, "image": report.image}
-    figures = {"pixel_values": report.facts.pixel_values, "latent_values": report.facts.latent_values}
+    seen = figures(lesson).measured(pixel_values=report.facts.pixel_values, latent_values=report.facts.latent_values)
     if not fast_decode:
-        figures["psnr_db"] = report.psnr_db
-    return (gallery, describe(report, source), report.image, report.reconstruction, report.error_map,
-            latents_file(report.latents, ctx.models), state, {**(lesson or {}), **figures})
+        seen = seen.measured(psnr_db=report.psnr_db)
+    return Outputs(channels=gallery, facts=describe(report, source), original=report.image,
+                   reconstruction=report.reconstruction, error_map=report.error_map,
+                   latents_file=latents_file(report.latents, ctx.models),
+                   encoded=EncodedImage(report.latents, report.image, source="the Encode tab"), lesson=seen)
 
 
 def decoded_caption(decoded: Decoded) -> str:
@@ -118,12 +127,14 @@ def compress_table(report: CompressionReport) -> str:
 
 
 @user_errors
-def compress(ctx: TabContext, image, squeezes, lesson):
+def compress(ctx: TabContext, image, squeezes, lesson: LessonFigures | None) -> CompressOutputs:
     report = ctx.runner.run("compress", common.load_upload(image, ctx.settings), list(squeezes or []))
     linear = next(d for d in report.decoders if d.label == LINEAR_DECODER)
-    return ([(d.image, decoded_caption(d)) for d in report.decoders],
-            [(d.image, decoded_caption(d)) for d in report.squeezed], psnr_curve(report), compress_table(report),
-            {**(lesson or {}), "psnr_db": report.decoders[0].psnr_db, "linear_psnr_db": linear.psnr_db})
+    return CompressOutputs(decoders=[(d.image, decoded_caption(d)) for d in report.decoders],
+                           squeezed=[(d.image, decoded_caption(d)) for d in report.squeezed],
+                           curve=psnr_curve(report), table=compress_table(report),
+                           lesson=figures(lesson).measured(psnr_db=report.decoders[0].psnr_db,
+                                                       linear_psnr_db=linear.psnr_db))
 
 
 def build(ctx: TabContext) -> EncodeTab:
@@ -150,7 +161,8 @@ def build(ctx: TabContext) -> EncodeTab:
         with gr.Column():
             to_img2img = gr.Button("Use these latents in img2img →", elem_id="send-img2img")
             to_inpaint = gr.Button("Use this image for inpainting →", elem_id="send-inpaint")
-    outputs = [channels, facts, original, reconstruction, error_map, download, ctx.encoded, ctx.lesson]
+    outputs = list(Outputs(channels=channels, facts=facts, original=original, reconstruction=reconstruction,
+                           error_map=error_map, latents_file=download, encoded=ctx.encoded, lesson=ctx.lesson))
     run.click(handler, [image, fast, ctx.lesson], outputs, **ctx.model_job(api_name="encode"))
     ctx.examples([[path] for path in example_images()], [image], handler, [image, fast, ctx.lesson], outputs,
                  "Examples (click one to encode it)")
@@ -173,5 +185,5 @@ def build_compression(ctx: TabContext, image: gr.Image) -> None:
         curve = gr.LinePlot(x="compression (× fewer bits)", y="PSNR (dB)", color="squeeze",
                             title="PSNR against compression", elem_id="compress-curve")
         table = gr.Markdown(elem_id="compress-table")
-    run.click(bound(compress, ctx), [image, squeezes, ctx.lesson], [decoders, squeezed, curve, table, ctx.lesson],
-              **ctx.model_job(api_name="compress"))
+    outputs = CompressOutputs(decoders=decoders, squeezed=squeezed, curve=curve, table=table, lesson=ctx.lesson)
+    run.click(bound(compress, ctx), [image, squeezes, ctx.lesson], list(outputs), **ctx.model_job(api_name="compress"))

@@ -8,7 +8,8 @@ from latent_demo.config import Settings
 from latent_demo.gpu_budget import generation_seconds
 from latent_demo.models import Models
 from latent_demo.params import MAX_GUIDANCE, check_float, check_int
-from latent_demo.ui.common import TabContext, bound, user_errors
+from latent_demo.ui.common import TabContext, bound, named_outputs, user_errors
+from latent_demo.ui.state import LessonFigures, figures
 from latent_demo.why_latents import WhyLatents, why_latents
 
 INTRO = """**Why does Stable Diffusion denoise latents, not pixels?** Because every step runs the whole UNet. Below,
@@ -17,12 +18,15 @@ run on the 3 colour channels at full size. Nothing is run at pixel size: both ar
 FLOP counter on the meta device), and one real step on the latents is timed on this machine."""
 
 
+Outputs = named_outputs("Outputs", "table lesson")
+
+
 def why_job(models: Models, settings: Settings, side: int, steps: int, guidance: float, updates) -> WhyLatents:
     """Runs where the GPU is (the one timed step)."""
     return why_latents(models, side, side, steps, guidance)
 
 
-def why_seconds(settings: Settings, side: int, steps: int, guidance: float) -> int:
+def why_seconds(models: Models, settings: Settings, side: int, steps: int, guidance: float) -> int:
     return generation_seconds(2, 0.0, side, side, vae_passes=0)  # at most a warm-up call and the timed one
 
 
@@ -80,20 +84,21 @@ def describe(report: WhyLatents) -> str:
 
 
 @user_errors
-def count(ctx: TabContext, side, steps, guidance, lesson):
+def count(ctx: TabContext, side, steps, guidance, lesson: LessonFigures | None):
     side = check_int("image side", side, ctx.settings.min_image_side, ctx.settings.max_image_side)
     if side % ctx.models.vae_scale_factor:
         raise ValueError(f"image side must be a multiple of {ctx.models.vae_scale_factor}, got {side}")
     steps = check_int("steps", steps, 1, ctx.settings.max_steps)
     guidance = check_float("guidance scale", guidance, 0.0, MAX_GUIDANCE)
     # the counts first (shapes only, here, seconds at most), then the timed step where the GPU is
-    yield describe(why_latents(ctx.models, side, side, steps, guidance, measure=False)), gr.skip()
+    yield Outputs(table=describe(why_latents(ctx.models, side, side, steps, guidance, measure=False)))
     report = ctx.runner.run("why_latents", side, steps, guidance)
-    figures = {"flop_ratio": report.flop_ratio, "steps": steps,
-               "attention_ratio": report.pixel.attention_matrix_bytes / report.latent.attention_matrix_bytes,
-               "pixel_image_seconds": report.image_seconds(report.pixel_step_seconds),
-               "latent_image_seconds": report.image_seconds(report.latent_step_seconds)}
-    yield describe(report), {**(lesson or {}), **figures}
+    seen = figures(lesson).measured(
+        flop_ratio=report.flop_ratio, steps=steps,
+        attention_ratio=report.pixel.attention_matrix_bytes / report.latent.attention_matrix_bytes,
+        pixel_image_seconds=report.image_seconds(report.pixel_step_seconds),
+        latent_image_seconds=report.image_seconds(report.latent_step_seconds))
+    yield Outputs(table=describe(report), lesson=seen)
 
 
 def build(ctx: TabContext) -> None:
@@ -110,5 +115,5 @@ def build(ctx: TabContext) -> None:
                              elem_id="why-guidance")
     run = gr.Button("Count and measure", variant="primary", elem_id="why-button")
     table = gr.Markdown(elem_id="why-table")
-    run.click(bound(count, ctx), [side, steps, guidance, ctx.lesson], [table, ctx.lesson],
+    run.click(bound(count, ctx), [side, steps, guidance, ctx.lesson], list(Outputs(table=table, lesson=ctx.lesson)),
               **ctx.model_job(api_name="why_latents"))
