@@ -75,17 +75,22 @@ def channel_stats(latents: torch.Tensor) -> list[ChannelStats]:
             for c, v in enumerate(values)]
 
 
-def latents_to_channel_images(latents: torch.Tensor) -> list[Image.Image]:
+def latents_to_channel_images(latents: torch.Tensor, peaks: list[float] | None = None) -> list[Image.Image]:
     """Each latent channel -> a uint8 RGB image of the latent's size, blue (negative) - white (0) - red.
 
     Per-channel normalisation: each channel is divided by its own 99th-percentile |value| (a few outliers would
-    otherwise wash the rest out), so 0 stays white and both signs use the full colour range.
+    otherwise wash the rest out), so 0 stays white and both signs use the full colour range. `peaks` (one per
+    channel, from `channel_peaks` of other latents) puts several tensors on one scale, to be compared.
     """
-    images = []
-    for channel in latents[0].float().cpu():
-        peak = channel.abs().flatten().quantile(0.99).clamp_min(1e-8)
-        images.append(Image.fromarray(_diverging_colormap((channel / peak).numpy())))
-    return images
+    channels = latents[0].float().cpu()
+    peaks = channel_peaks(latents) if peaks is None else peaks
+    return [Image.fromarray(_diverging_colormap((channel / peak).numpy()))
+            for channel, peak in zip(channels, peaks, strict=True)]
+
+
+def channel_peaks(latents: torch.Tensor) -> list[float]:
+    """Each channel's 99th-percentile |value|: the colour scale of its channel image."""
+    return [max(channel.abs().flatten().quantile(0.99).item(), 1e-8) for channel in latents[0].float().cpu()]
 
 
 def _diverging_colormap(values: np.ndarray) -> np.ndarray:

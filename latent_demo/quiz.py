@@ -1,4 +1,4 @@
-"""Check yourself: the lesson's six questions, marked, each answer explained with the visitor's own numbers."""
+"""Check yourself: the lesson's questions, marked, each answer explained with the visitor's own numbers."""
 
 from __future__ import annotations
 
@@ -46,6 +46,12 @@ QUESTIONS = (
              ("The VAE decoder", "The UNet", "The noise scheduler", "The safety checker"),
              "The VAE decoder",
              "Encode tab, 'What compression keeps': {decoders}."),
+    Question("predicts", "What does the UNet learn to predict from the noisy latents x_t?",
+             ("The noise that was added to the latents", "The text prompt", "The VAE's scaling factor",
+              "The pixels of the next step"),
+             "The noise that was added to the latents",
+             "Noise explorer, 'What the UNet learned': {noise_loss}. The model still learns to predict and remove "
+             "noise, just on compressed representations."),
 )
 
 
@@ -62,6 +68,8 @@ class LessonNumbers:
     latent_image_seconds: float | None = None
     psnr_db: float | None = None  # from the Encode tab, once an image was encoded
     linear_psnr_db: float | None = None  # from 'What compression keeps', once it has run
+    noise_loss: float | None = None  # from 'What the UNet learned', once it has run
+    noise_loss_timestep: int | None = None
 
     def fields(self) -> dict[str, str]:
         """The placeholders' text: a figure where the visitor has one, else what to run to get it."""
@@ -75,10 +83,14 @@ class LessonNumbers:
                     f"map {self.linear_psnr_db:.1f} dB" if self.psnr_db is not None and self.linear_psnr_db is not None
                     else "press 'Compare decoders and squeeze' to see the full VAE decoder against the linear 4×3 "
                          "map, PSNR side by side")
+        noise_loss = (f"asked for the noise in your image's latents at t = {self.noise_loss_timestep}, the UNet's "
+                      f"answer scored {self.noise_loss:.4f} (mean squared error: the training loss)"
+                      if self.noise_loss is not None else "press 'Ask the UNet' to see the true noise, the UNet's "
+                      "prediction and the training loss on your own image")
         return {"pixel_values": f"{self.pixel_values:,}", "latent_values": f"{self.latent_values:,}",
                 "value_ratio": f"{self.pixel_values / self.latent_values:.0f}",
                 "flop_ratio": f"{self.flop_ratio:,.0f}", "attention_ratio": f"{self.attention_ratio:,.0f}",
-                "rebuilt": rebuilt, "image_times": image_times, "decoders": decoders}
+                "rebuilt": rebuilt, "image_times": image_times, "decoders": decoders, "noise_loss": noise_loss}
 
 
 @dataclass(frozen=True)

@@ -215,6 +215,19 @@ def test_noise_explorer_slider(visitor: Page):
     served_image(visitor, "#noise-decoded")
     expect(visitor.locator("#noise-channels img")).to_have_count(4)
     shot(visitor, "5-noise")
+    visitor.locator("#predict-prompt textarea, #predict-prompt input").first.fill("a cat")
+    visitor.locator("#predict-button").click()  # the same image, t = 800 and seed as above
+    expect(visitor.locator("#predict-note")).to_contain_text("At t = 800", timeout=SLOW)
+    expect(visitor.locator("#predict-channels img")).to_have_count(12)
+    served_image(visitor, "#predict-denoised")
+    expect(visitor.locator("#predict-curve")).to_contain_text("training loss", timeout=SLOW)
+    shot(visitor, "5-noise-predicted")
+    visitor.locator("#space-button").click()
+    expect(visitor.locator("#space-note")).to_contain_text("after encode → decode", timeout=SLOW)
+    served_image(visitor, "#space-latent")
+    served_image(visitor, "#space-pixel")
+    expect(visitor.locator("#space-rebuilt img")).to_have_count(3)
+    shot(visitor, "5-noise-space")
 
 
 @pytest.mark.parametrize("configuration", ["default"], indirect=True)  # page behaviour; every dtype: test_api

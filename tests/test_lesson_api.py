@@ -87,10 +87,39 @@ def test_compress_compares_decoders_and_squeezes(client):
 def test_the_quiz_marks_right_and_wrong_answers(client):
     right = [question.answer for question in QUESTIONS]
     marks = client.predict(*right, api_name="/check_quiz")
-    assert marks.startswith("### 6 of 6 right") and "✗" not in marks
+    count = len(QUESTIONS)
+    assert marks.startswith(f"### {count} of {count} right") and "✗" not in marks
     wrong = [question.choices[(question.choices.index(question.answer) + 1) % 4] for question in QUESTIONS[:1]]
     marks = client.predict(*(wrong + right[1:]), api_name="/check_quiz")
-    assert marks.startswith("### 5 of 6 right") and marks.count("✗ Not quite") == 1
+    assert marks.startswith(f"### {count - 1} of {count} right") and marks.count("✗ Not quite") == 1
     assert f"The answer: **{QUESTIONS[0].answer}**" in marks
-    unanswered = client.predict(*([None] * 6), api_name="/check_quiz")
-    assert unanswered.startswith("### 0 of 6 right") and unanswered.count("✗ Not answered") == 6
+    unanswered = client.predict(*([None] * count), api_name="/check_quiz")
+    assert unanswered.startswith(f"### 0 of {count} right") and unanswered.count("✗ Not answered") == count
+
+
+def test_predict_noise_shows_the_noise_the_prediction_and_the_training_loss(client):
+    channels, denoised, curve, note = client.predict(handle_file(asset("coffee.png")), 500, 3, "",
+                                                     api_name="/predict_noise")
+    assert [item["caption"] for item in channels[:3]] == ["ε, channel 0", "ε̂, channel 0", "ε̂ − ε, channel 0"]
+    assert len(channels) == 12  # 4 channels × (target, prediction, difference)
+    width, height = prepare_image(Image.open(asset("coffee.png")), SIDE, 64, 8).size
+    assert Image.open(denoised).size == (width, height)
+    loss = float(note.split("Mean squared error of its answer: **")[1].split("**")[0])
+    assert "At t = **500**" in note and "`prediction_type: epsilon`" in note
+    timesteps = [row[0] for row in curve["data"]]
+    assert timesteps == list(range(50, 1000, 100))
+    assert loss > 0 and all(row[1] > 0 for row in curve["data"])
+    again = client.predict(handle_file(asset("coffee.png")), 500, 3, "", api_name="/predict_noise")[3]
+    assert again == note  # same image, t, seed: the same loss
+    with pytest.raises(AppError, match="greater than maximum|timestep must be"):
+        client.predict(handle_file(asset("coffee.png")), 1000, 3, "", api_name="/predict_noise")
+
+
+def test_noise_space_compares_latent_and_pixel_noise_and_measures_the_autoencoder(client):
+    latent, pixel, rebuilt, note = client.predict(handle_file(asset("chelsea.png")), 300, 1,
+                                                  api_name="/noise_space")
+    width, height = prepare_image(Image.open(asset("chelsea.png")), SIDE, 64, 8).size
+    assert Image.open(latent).size == Image.open(pixel).size == (width, height)
+    assert [item["caption"].split(":")[0] for item in rebuilt] == ["std 0.05", "std 0.1", "std 0.2"]
+    assert "| noise std | noisy | after encode → decode | change |" in note
+    assert ("removes part of the pixel noise" in note) != ("does not remove this pixel noise" in note)

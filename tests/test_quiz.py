@@ -7,12 +7,13 @@ from latent_demo.quiz import QUESTIONS, LessonNumbers, check_answers
 MODEL_ONLY = LessonNumbers(pixel_values=786_432, latent_values=16_384, flop_ratio=678.6, attention_ratio=4096,
                            steps=25)
 VISITOR = LessonNumbers(pixel_values=516_096, latent_values=10_752, flop_ratio=678.6, attention_ratio=4096, steps=25,
-                        pixel_image_seconds=7_200.0, latent_image_seconds=10.6, psnr_db=27.31, linear_psnr_db=14.2)
+                        pixel_image_seconds=7_200.0, latent_image_seconds=10.6, psnr_db=27.31, linear_psnr_db=14.2,
+                        noise_loss=0.0312, noise_loss_timestep=500)
 RIGHT = [question.answer for question in QUESTIONS]
 
 
 def test_every_question_has_its_answer_among_four_choices():
-    assert len(QUESTIONS) == 6 and len({q.key for q in QUESTIONS}) == 6
+    assert len(QUESTIONS) == 7 and len({q.key for q in QUESTIONS}) == 7
     assert all(len(q.choices) == 4 and q.answer in q.choices for q in QUESTIONS)
 
 
@@ -22,7 +23,7 @@ def test_a_right_answer_is_marked_right_and_a_wrong_one_wrong():
     marks = check_answers(wrong, MODEL_ONLY)
     assert not any(mark.right for mark in marks)
     assert [mark.answer for mark in marks] == RIGHT and [mark.chosen for mark in marks] == wrong
-    assert not any(mark.right for mark in check_answers([None] * 6, MODEL_ONLY))
+    assert not any(mark.right for mark in check_answers([None] * len(QUESTIONS), MODEL_ONLY))
 
 
 def test_explanations_quote_the_visitors_numbers_or_say_how_to_get_them():
@@ -36,13 +37,16 @@ def test_explanations_quote_the_visitors_numbers_or_say_how_to_get_them():
     assert "press 'Count and measure'" in model[reason]
     assert "27.3 dB PSNR, the linear 4×3 map 14.2 dB" in visitor[decoder]
     assert "679× the FLOPs" in visitor[QUESTIONS[1].text] and "4,096× the scores" in visitor[QUESTIONS[1].text]
+    predicts = QUESTIONS[6].text
+    assert "at t = 500, the UNet's answer scored 0.0312 (mean squared error: the training loss)" in visitor[predicts]
+    assert "press 'Ask the UNet'" in model[predicts]
 
 
 def test_answers_that_are_not_choices_are_refused():
     with pytest.raises(ValueError, match="is not one of the answers"):
         check_answers(["The UNet"] + RIGHT[1:], MODEL_ONLY)
-    with pytest.raises(ValueError, match="expected 6 answers, got 5"):
-        check_answers(RIGHT[:5], MODEL_ONLY)
+    with pytest.raises(ValueError, match="expected 7 answers, got 6"):
+        check_answers(RIGHT[:6], MODEL_ONLY)
 
 
 def test_the_session_figures_are_figures_the_quiz_knows():

@@ -184,7 +184,15 @@ def test_every_other_endpoint_works_through_the_worker(zclient, zerogpu_app):
     assert len(decoders) == 2 and [item["caption"].split(":")[0] for item in squeezed] == ["pool ×4", "2-bit"]
     table = zclient.predict(128, 25, 7.5, api_name="/why_latents")
     assert "(measured)" in table and "× the FLOPs" in table  # the step timed in the worker
-    assert {"compress", "why_latents"} <= {call["args"][0] for call in calls(log)}
+    channels, denoised, curve, note = zclient.predict(handle_file(asset("coffee.png")), 500, 1, "",
+                                                     api_name="/predict_noise")
+    assert len(channels) == 12 and "Mean squared error of its answer" in note and len(curve["data"]) == 10
+    latent, pixel, rebuilt, note = zclient.predict(handle_file(asset("coffee.png")), 500, 1, api_name="/noise_space")
+    assert len(rebuilt) == 3 and "after encode → decode" in note
+    spaces_calls = [call for call in calls(log) if call["args"][0] in ("predict_noise", "noise_space")]
+    # encoded in the worker, then the same upload's latents came back from the session
+    assert [call["args"][1:3] for call in spaces_calls] == [["Image", "NoneType"], ["Image", "Tensor"]]
+    assert {"compress", "why_latents", "predict_noise", "noise_space"} <= {call["args"][0] for call in calls(log)}
 
 
 def test_errors_cross_the_process_boundary_readably(zclient, tmp_path):

@@ -33,6 +33,8 @@ class LessonFigures:
     steps: int | None = None
     pixel_image_seconds: float | None = None
     latent_image_seconds: float | None = None
+    noise_loss: float | None = None  # Noise explorer, What the UNet learned
+    noise_loss_timestep: int | None = None
 
     def measured(self, **figures) -> LessonFigures:
         return dataclasses.replace(self, **figures)

@@ -1,4 +1,4 @@
-"""Tab 8, Check yourself: the lesson's six questions, marked in the page; nothing is stored."""
+"""Tab 8, Check yourself: the lesson's questions, marked in the page; nothing is stored."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from latent_demo.ui.common import TabContext, bound, user_errors
 from latent_demo.ui.state import figures
 from latent_demo.why_latents import PIXEL_CHANNELS, counted_step_cost
 
-INTRO = """**Check yourself.** Six questions on what the other tabs showed. Each answer says where to see it with
+INTRO = """**Check yourself.** Seven questions on what the other tabs showed. Each answer says where to see it with
 your own numbers: the figures below come from the tabs you ran, else from the loaded model at 512×512. Your answers
 stay in this page; nothing is stored."""
 
