@@ -21,12 +21,14 @@ from latent_demo.config import Settings
 from latent_demo.encoding import encode_image
 from latent_demo.images import open_image, pil_to_pixels
 from latent_demo.latents import convolution_layout, latents_to_pixels, latents_to_rgb_preview, pixels_to_latents
+from latent_demo.noise_prediction import LOSS_CURVE_POINTS, loss_curve, predict_noise, run_unet, where_noise_lives
 from latent_demo.params import GenerateParams
 from latent_demo.presets import choose_dtypes
 from latent_demo.sampling import predicted_original
 from latent_demo.schedulers import make_scheduler
 from latent_demo.serving.previews import linear_picture
 from latent_demo.tasks import generate
+from latent_demo.text import encode_prompt
 from latent_demo.ui.examples import asset
 from latent_demo.ui.pictures import side_by_side
 from latent_demo.why_latents import clear_caches, counted_step_cost, why_latents
@@ -224,7 +226,42 @@ def bench_lesson(cfg: Config, settings: Settings, models) -> list[Row]:
     rows.append(Row(f"over-compression view, per variant shown ({len(names)}: squeeze, full-VAE decode, PSNR)",
                     f"{per_variant:.2f} s", f"one full-VAE decode {times['decode']:.2f} s",
                     per_variant / times["decode"], "≤ 1.2", verdict(cfg, per_variant / times["decode"] <= 1.2)))
-    return rows
+    return rows + bench_model_views(cfg, models, image.resize((side, side)), latents)
+
+
+def bench_model_views(cfg: Config, models, image, latents: torch.Tensor) -> list[Row]:
+    """The noise explorer's model views against the UNet and VAE calls they wrap, alternating in one run."""
+    text = encode_prompt(models, "", None, False, 300).embeddings
+    pixels = pil_to_pixels(image)
+    noisy = torch.randn(latents.shape)
+    batch = torch.randn((LOSS_CURVE_POINTS, *latents.shape[1:]))
+
+    def unet_calls():  # what /predict_noise wraps: one call at t, one batched over the curve's timesteps, a decode
+        run_unet(models, noisy, torch.tensor([500]), text)
+        run_unet(models, batch, torch.arange(LOSS_CURVE_POINTS) * 100, text)
+        latents_to_pixels(models.vae, latents)
+
+    def vae_calls():  # what /noise_space wraps: two decodes, then three encodes and decodes
+        for _ in range(2):
+            latents_to_pixels(models.vae, latents)
+        for _ in range(3):
+            latents_to_pixels(models.vae, pixels_to_latents(models.vae, pixels))
+
+    def predict():
+        prediction = predict_noise(models, latents, 500, 0, text)
+        loss_curve(models, latents, 0, text)
+        latents_to_pixels(models.vae, prediction.denoised)
+
+    times = alternate({"predict": predict, "unet": unet_calls,
+                       "space": lambda: where_noise_lives(models, pixels, latents, 500, 0), "vae": vae_calls},
+                      cfg.reps)
+    predict_ratio, space_ratio = times["predict"] / times["unet"], times["space"] / times["vae"]
+    return [Row("/predict_noise's model work (ε̂ at t, the loss at 10 t in one batch, x̂₀ decoded)",
+                f"{times['predict']:.2f} s", f"the UNet and VAE calls it wraps {times['unet']:.2f} s", predict_ratio,
+                "≤ 1.10", verdict(cfg, predict_ratio <= 1.10)),
+            Row("/noise_space's model work (latent vs pixel noise; 3 noise levels through the VAE)",
+                f"{times['space']:.2f} s", f"the VAE calls it wraps {times['vae']:.2f} s", space_ratio, "≤ 1.10",
+                verdict(cfg, space_ratio <= 1.10))]
 
 
 def latents_to_pixels_as_given(vae, latents: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,9 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 # Called after every step with (step index, timestep, latents x_t, predicted clean latents x̂₀). It may raise to stop
 # the loop (Cancel).
 StepCallback = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], None]
+# Called at every guided step with (step index, ε̂ for the negative or empty prompt, ε̂ for the prompt): the two
+# predictions guidance mixes, as the loop computed them (no extra UNet call).
+GuidanceHook = Callable[[int, torch.Tensor, torch.Tensor], None]
 
 # Where a step's x̂₀ comes from: the scheduler's own estimate, or computed here from the UNet output and noise level.
 FROM_SCHEDULER = "the scheduler's pred_original_sample"
@@ -70,7 +73,8 @@ def step_kwargs(scheduler: SchedulerMixin, generator: torch.Generator | None) ->
 @torch.inference_mode()
 def denoise(unet: UNet2DConditionModel, scheduler: SchedulerMixin, latents: torch.Tensor, timesteps: torch.Tensor,
             text_embeddings: torch.Tensor, guidance_scale: float, *, generator: torch.Generator | None = None,
-            inpaint: InpaintConditioning | None = None, callback: StepCallback | None = None) -> torch.Tensor:
+            inpaint: InpaintConditioning | None = None, callback: StepCallback | None = None,
+            on_guidance: GuidanceHook | None = None) -> torch.Tensor:
     """latents at timesteps[0] -> latents at t=0, one UNet call (batch 2 with guidance) per timestep."""
     guided = uses_guidance(guidance_scale)
     if text_embeddings.shape[0] != (2 if guided else 1) * latents.shape[0]:
@@ -89,6 +93,8 @@ def denoise(unet: UNet2DConditionModel, scheduler: SchedulerMixin, latents: torc
         # perform guidance
         if guided:
             noise_pred_negative, noise_pred_prompt = noise_pred.chunk(2)
+            if on_guidance is not None:
+                on_guidance(i, noise_pred_negative, noise_pred_prompt)
             noise_pred = noise_pred_negative + guidance_scale * (noise_pred_prompt - noise_pred_negative)
         # compute the previous noisy sample x_t -> x_t-1
         output = scheduler.step(noise_pred, t, latents, **extra_step_kwargs)

@@ -52,6 +52,26 @@ class TaskResult:
     denoised_trajectory: list[torch.Tensor] = field(default_factory=list)  # x̂₀ predicted at each step (CPU)
     denoised_source: str = ""  # where x̂₀ came from (sampling.FROM_SCHEDULER or COMPUTED)
     denoised_previews: list[Image.Image] | None = None  # screened pictures of x̂₀ (safety checker on)
+    guidance: list[GuidanceStep] = field(default_factory=list)  # per step, when guidance was used
+
+
+@dataclass(frozen=True)
+class GuidanceStep:
+    """One guided step's two predictions (float32 on the CPU) and what guidance made of them."""
+
+    unconditional: torch.Tensor  # ε̂ for the negative prompt (empty: no text at all)
+    conditional: torch.Tensor  # ε̂ for the prompt
+    scale: float
+
+    @property
+    def direction(self) -> torch.Tensor:
+        """s·(ε̂_cond − ε̂_uncond): what guidance adds to ε̂_uncond; the loop used ε̂_uncond + this."""
+        return self.scale * (self.conditional - self.unconditional)
+
+    def norms(self) -> tuple[float, float, float]:
+        """Root mean square of ε̂_uncond, ε̂_cond and the direction (per value, so sizes compare across images)."""
+        return tuple(tensor.pow(2).mean().sqrt().item()
+                     for tensor in (self.unconditional, self.conditional, self.direction))
 
 
 class _Run:
@@ -66,6 +86,7 @@ class _Run:
         self.timings: dict[str, float] = {}
         self.trajectory: list[torch.Tensor] = []
         self.denoised: list[torch.Tensor] = []
+        self.guidance: list[GuidanceStep] = []  # per guided step
         self.flagged = False  # the safety checker (when on) hid the decoded image
         with self.timed("text"):
             self.prompt = encode_prompt(models, params.prompt, params.negative_prompt,
@@ -88,10 +109,14 @@ class _Run:
             if callback is not None:
                 callback(i, t, step_latents, denoised)
 
+        def record_guidance(i, unconditional, conditional):
+            self.guidance.append(GuidanceStep(unconditional.detach().float().cpu(), conditional.detach().float().cpu(),
+                                              float(self.params.guidance_scale)))
+
         with self.timed("unet"):
             latents = denoise(self.models.unet_for_steps, self.scheduler, latents, timesteps, self.prompt.embeddings,
                               self.params.guidance_scale, generator=self.generator, inpaint=inpaint,
-                              callback=record)
+                              callback=record, on_guidance=record_guidance)
         self.timings["unet_per_step"] = self.timings["unet"] / max(1, len(timesteps))
         return latents
 
@@ -113,7 +138,7 @@ class _Run:
         return TaskResult(image=image, latents=latents.float().cpu(), start_latents=start_latents.float().cpu(),
                           trajectory=self.trajectory, timesteps=[int(t) for t in timesteps], seed=self.params.seed,
                           prompt=prompt, timings=self.timings, flagged=self.flagged, denoised_trajectory=self.denoised,
-                          denoised_source=denoised_source(self.scheduler), **extra)
+                          denoised_source=denoised_source(self.scheduler), guidance=self.guidance, **extra)
 
 
 def planned_steps(models: Models, params: SamplingParams, settings: Settings) -> int:

@@ -38,6 +38,29 @@ def test_generate_shows_the_predicted_clean_image_beside_the_noisy_latents(visit
     expect(shown).not_to_have_attribute("src", previous, timeout=SLOW)  # the new run's trajectory
     expect(visitor.locator("#generate-trajectory img")).to_have_count(5, timeout=SLOW)
     assert served_image(visitor, "#generate-trajectory").shape[:2] == (STEP_SIDE, STEP_SIDE)
+    visitor.locator("#generate-view label", has_text="guidance").click()
+    guidance = visitor.locator("#generate-guidance input[type=number]")
+    guidance.fill("5")
+    guidance.press("Enter")
+    visitor.locator("#generate-button").click()
+    expect(visitor.locator("#generate-status")).to_contain_text("Guidance, decomposed", timeout=SLOW)
+    expect(visitor.locator("#generate-trajectory img")).to_have_count(5, timeout=SLOW)
+    expect(visitor.locator("#generate-trajectory")).to_contain_text("RMS ε̂_uncond")
+    three = (STEP_SIDE, 3 * STEP_SIDE + 2 * SIDE_BY_SIDE_GAP)  # ε̂ without the prompt | ε̂ with it | s·difference
+    assert served_image(visitor, "#generate-trajectory").shape[:2] == three
+    shot(visitor, "lesson-5-guidance")
+    visitor.locator("#compare-button").click()  # nothing changed since that run
+    report = visitor.locator("#compare-report")
+    expect(report).to_contain_text("Your last run against this one", timeout=SLOW)
+    expect(report).to_contain_text("Identical")
+    seed = visitor.locator("#generate-seed input")
+    seed.fill("43")
+    seed.press("Enter")
+    visitor.locator("#compare-button").click()
+    expect(report).to_contain_text("seed 42 → 43", timeout=SLOW)
+    expect(report).to_contain_text("Different")
+    assert served_image(visitor, "#compare-heatmap").max() > 0
+    shot(visitor, "lesson-6-compare")
 
 
 def test_encode_then_compare_decoders_and_squeeze(visitor: Page):

@@ -123,3 +123,29 @@ def test_noise_space_compares_latent_and_pixel_noise_and_measures_the_autoencode
     assert [item["caption"].split(":")[0] for item in rebuilt] == ["std 0.05", "std 0.1", "std 0.2"]
     assert "| noise std | noisy | after encode → decode | change |" in note
     assert ("removes part of the pixel noise" in note) != ("does not remove this pixel noise" in note)
+
+
+def test_the_guidance_view_decomposes_each_guided_step(client):
+    outputs = client.predict("a fox", "", 3, False, 2, 5.0, DEFAULT, SIDE, SIDE, False, "guidance",
+                             api_name="/generate")
+    trajectory, status = outputs[4], outputs[6]
+    three = (3 * STEP_SIDE + 2 * SIDE_BY_SIDE_GAP, STEP_SIDE)
+    assert [Image.open(item["image"]).size for item in trajectory[:-1]] == [three] * 2
+    assert all("RMS ε̂_uncond" in item["caption"] for item in trajectory[:-1])
+    assert "**Guidance, decomposed**" in status and "with s = 5" in status and status.count("\n| 2 |") == 1
+    off = client.predict("a fox", "", 3, False, 2, 0.0, DEFAULT, SIDE, SIDE, False, "guidance",
+                         api_name="/generate")
+    assert "Guidance is off" in off[6] and "one prediction" in off[6]
+    img2img_status = client.predict("the uploaded image", handle_file(asset("chelsea.png")), "a tiger", "", 1, False,
+                                    4, 5.0, 0.5, DEFAULT, False, "guidance", api_name="/img2img")[-1]
+    assert "**Guidance, decomposed**" in img2img_status
+
+
+def test_run_again_and_compare_reports_identical_runs(client):
+    heatmap, report = client.predict("a fox", "", 11, False, 2, 0.0, DEFAULT, SIDE, SIDE, False,
+                                     api_name="/compare_runs")
+    assert "The same request, run twice" in report and "**Identical**" in report and "Settings changed: none" in report
+    assert Image.open(heatmap).getextrema() == ((0, 0), (0, 0), (0, 0))
+    status = client.predict("a fox", "", 11, False, 2, 0.0, DEFAULT, SIDE, SIDE, False, api_name="/generate")[6]
+    latents_print = report.split("| latents | `")[1].split("`")[0]
+    assert f"latents `{latents_print}`" in status  # the same request gives the fingerprint /compare_runs showed

@@ -98,3 +98,46 @@ def test_pixel_noise_uses_the_same_alpha_bar_as_the_schedulers_add_noise(models,
 def test_a_timestep_out_of_range_is_refused(models, clean, text, timestep, message):
     with pytest.raises(ValueError, match=message):
         predict_noise(models, clean, timestep, SEED, text)
+
+
+def test_the_guidance_hook_hands_out_the_predictions_the_loop_mixed(models, text):
+    """The hook's ε̂s are the UNet's own two outputs; the scheduler got ε̂_uncond + s·(ε̂_cond − ε̂_uncond)."""
+    from latent_demo.sampling import denoise
+    from latent_demo.schedulers import make_scheduler
+
+    scheduler = make_scheduler(models.scheduler_config, "model default")
+    scheduler.set_timesteps(3)
+    unet_outputs, mixed, handed = [], [], []
+
+    def unet(*args, **kwargs):
+        unet_outputs.append(models.unet(*args, **kwargs)[0])
+        return (unet_outputs[-1],)
+
+    step = scheduler.step
+    scheduler.step = lambda output, *args, **kwargs: (mixed.append(output), step(output, *args, **kwargs))[1]
+    unet.config = models.unet.config
+    embeddings = torch.cat([encode_prompt(models, "", None, False, 300).embeddings, text])
+    start = seed_noise((1, 4, 8, 8)) * scheduler.init_noise_sigma
+    denoise(unet, scheduler, start, scheduler.timesteps, embeddings, 6.0,
+            on_guidance=lambda i, uncond, cond: handed.append((i, uncond, cond)))
+    assert [i for i, _, _ in handed] == [0, 1, 2]
+    for (_, uncond, cond), output, used in zip(handed, unet_outputs, mixed, strict=True):
+        torch.testing.assert_close(torch.cat([uncond, cond]), output, rtol=0, atol=0)
+        torch.testing.assert_close(used, uncond + 6.0 * (cond - uncond), rtol=0, atol=0)
+
+
+def test_a_guided_task_records_each_steps_two_predictions(models):
+    from latent_demo import tasks
+    from latent_demo.config import Settings
+    from latent_demo.params import GenerateParams
+
+    settings = Settings(fast_decoder="none", offline=True)
+    guided = tasks.generate(models, GenerateParams(prompt="a fox", seed=1, num_inference_steps=3, guidance_scale=5.0,
+                                                   width=64, height=64), settings)
+    assert len(guided.guidance) == 3 and guided.guidance[0].scale == 5.0
+    first = guided.guidance[0]
+    torch.testing.assert_close(first.direction, 5.0 * (first.conditional - first.unconditional))
+    assert all(norm > 0 for norm in first.norms())
+    plain = tasks.generate(models, GenerateParams(prompt="a fox", seed=1, num_inference_steps=3, guidance_scale=0.0,
+                                                  width=64, height=64), settings)
+    assert plain.guidance == []  # one prediction a step: nothing to decompose

@@ -96,8 +96,26 @@ def result_notes(result: TaskResult) -> str:
     return notes
 
 
+def guidance_notes(result: TaskResult, view: str) -> str:
+    """With the guidance view: what guidance did at each step, or why there is nothing to decompose."""
+    if view != "guidance":
+        return ""
+    if not result.guidance:
+        return ("\n\nGuidance is off (scale ≤ 1): the UNet made **one prediction** per step, so there is nothing to "
+                "decompose. Raise the guidance scale above 1 to see its two predictions.")
+    norms = zip(result.timesteps, (step.norms() for step in result.guidance), strict=True)
+    rows = "\n".join(f"| {i + 1} | {t} | {uncond:.3f} | {cond:.3f} | {direction:.3f} |"
+                     for i, (t, (uncond, cond, direction)) in enumerate(norms))
+    hidden = (" (not drawn with the safety checker on)" if result.trajectory_previews else
+              "; the trajectory draws them: ε̂ without the prompt | ε̂ with it | s·(difference)")
+    return (f"\n\n**Guidance, decomposed**{hidden}. Each step the UNet ran twice (batch 2); the scheduler got "
+            f"ε̂_uncond + s·(ε̂_cond − ε̂_uncond) with s = {result.guidance[0].scale:g}. Root mean square per value:"
+            f"\n\n| step | t | ε̂_uncond | ε̂_cond | s·(ε̂_cond − ε̂_uncond) |\n|---|---|---|---|---|\n{rows}")
+
+
 def view_input(prefix: str) -> gr.Radio:
     """What the live preview (and the trajectory) shows of each step: x_t, x̂₀, or both."""
     return gr.Radio(VIEWS, value=DEFAULT_VIEW, label="Show each step as",
-                    info="x_t: the noisy latents the scheduler holds · x̂₀: the clean image the UNet predicts",
+                    info="x_t: the noisy latents the scheduler holds · x̂₀: the clean image the UNet predicts · "
+                         "guidance: the two predictions it mixes, once the run is over",
                     elem_id=f"{prefix}-view")

@@ -15,7 +15,9 @@ from latent_demo.serving.runner import ModelRunner, Step
 
 # What the live preview, the trajectory gallery and the GIF show of each step (label, value).
 VIEWS = [("x_t and x̂₀ side by side", "both"), ("x̂₀: the clean image the UNet predicts", "denoised"),
-         ("x_t: the noisy latents", "noisy")]
+         ("x_t: the noisy latents", "noisy"),
+         ("guidance: ε̂ without the prompt | ε̂ with it | s·(difference)", "guidance")]
+GUIDANCE = "guidance"  # the trajectory shows each step's two predictions; live pictures stay x_t | x̂₀
 DEFAULT_VIEW = "both"
 
 
@@ -39,6 +41,8 @@ def trajectory_pictures(models: Models, result: Any, view: str = DEFAULT_VIEW, s
     trajectory's own (linear previews: see `reusable_live_pictures`); those are reused as they are."""
     if not result.trajectory:
         return []
+    if view == GUIDANCE and result.guidance and not result.trajectory_previews:  # not with the safety checker on
+        return guidance_pictures(result)
     size, shown = preview_size(result.trajectory[0]), shown or {}
 
     def noisy(index: int) -> Image.Image:
@@ -78,19 +82,35 @@ def live_picture(runner: ModelRunner, step: Step, view: str = DEFAULT_VIEW) -> I
         return picture(step.preview, step.latents)
     if view == "denoised":
         return picture(step.denoised_preview, step.denoised)
+    # both (and guidance: the live view shows x_t | x̂₀; the two predictions are drawn once the run is over)
     return side_by_side(picture(step.preview, step.latents), picture(step.denoised_preview, step.denoised))
 
 
 SIDE_BY_SIDE_GAP = 8  # px of white between x_t and x̂₀
 
 
-def side_by_side(noisy: Image.Image, denoised: Image.Image) -> Image.Image:
-    """x_t on the left, x̂₀ on the right."""
-    width, height = noisy.size
-    both = Image.new("RGB", (2 * width + SIDE_BY_SIDE_GAP, height), "white")
-    both.paste(noisy.convert("RGB"), (0, 0))
-    both.paste(denoised.convert("RGB").resize(noisy.size), (width + SIDE_BY_SIDE_GAP, 0))
-    return both
+def side_by_side(first: Image.Image, *others: Image.Image) -> Image.Image:
+    """Pictures left to right at the first one's size (x_t | x̂₀; ε̂_uncond | ε̂_cond | direction)."""
+    width, height = first.size
+    row = Image.new("RGB", ((1 + len(others)) * width + len(others) * SIDE_BY_SIDE_GAP, height), "white")
+    for index, picture in enumerate((first, *others)):
+        row.paste(picture.convert("RGB").resize(first.size), (index * (width + SIDE_BY_SIDE_GAP), 0))
+    return row
+
+
+def guidance_pictures(result: Any) -> list[Image.Image]:
+    """Per guided step: ε̂ without the prompt | ε̂ with it | the guidance direction, through the linear latent->RGB
+    map on one fixed scale (so their sizes compare)."""
+    size = preview_size(result.trajectory[0])
+    return [side_by_side(*(linear_picture(tensor, size) for tensor in
+                           (step.unconditional, step.conditional, step.direction))) for step in result.guidance]
+
+
+def guidance_captions(result: Any) -> list[str]:
+    return [f"step {i + 1}, t={t}: RMS ε̂_uncond {uncond:.2f}, ε̂_cond {cond:.2f}, s·Δ {direction:.2f}"
+            for i, (t, (uncond, cond, direction)) in enumerate(zip(result.timesteps,
+                                                                    (step.norms() for step in result.guidance),
+                                                                    strict=True))]
 
 
 def on_canvas(image: Image.Image, size: tuple[int, int]) -> Image.Image:

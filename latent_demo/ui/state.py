@@ -50,6 +50,15 @@ def figures(lesson: LessonFigures | None) -> LessonFigures:
 
 
 @dataclass(frozen=True)
+class LastRun:
+    """The visitor's last Generate result, to compare the next run with."""
+
+    params: object  # the GenerateParams it ran with
+    latents: torch.Tensor  # final latents, float32 on the CPU
+    image: Image.Image
+
+
+@dataclass(frozen=True)
 class NoiseCache:
     """The Noise explorer's clean latents of the visitor's image, so moving the slider only re-noises."""
 

@@ -183,6 +183,8 @@ def cases(files: dict[str, str]) -> list[Case]:
         ("walk frames 1e6", "/seed_walk", ("a fox", 1, 2, 1e6, 2, 0.0, DEFAULT, 64, 64), "greater than maximum"),
         ("walk seed B NaN", "/seed_walk", ("a fox", 1, NAN, 3, 2, 0.0, DEFAULT, 64, 64), seed),
         ("scheduler unknown", "/generate", generate_args(scheduler="Bogus"), "Bogus"),
+        ("compare steps NaN", "/compare_runs", generate_args(steps=NAN)[:-1], "steps must be|not a valid value"),
+        ("compare width 63", "/compare_runs", generate_args(width=63)[:-1], "less than minimum value 64|multiple of 8"),
         ("img2img source unknown", "/img2img", img2img_args(f["palette.png"], source="from /etc/passwd"),
          "from /etc/passwd"),
     ]

@@ -11,6 +11,7 @@ from latent_demo.gpu_budget import generation_seconds
 from latent_demo.latents import latents_to_channel_images
 from latent_demo.models import Models
 from latent_demo.params import GenerateParams
+from latent_demo.reproducibility import RunComparison, compare_runs, fingerprint
 from latent_demo.serving.files import to_gif
 from latent_demo.serving.runner import Step
 from latent_demo.tasks import TaskResult, generate, planned_steps
@@ -19,14 +20,17 @@ from latent_demo.ui.common import TabContext, bound, named_outputs, user_errors
 from latent_demo.ui.examples import PROMPTS
 from latent_demo.ui.pictures import (
     DEFAULT_VIEW,
+    GUIDANCE,
     channel_scale,
     check_view,
+    guidance_captions,
     live_picture,
     on_canvas,
     reusable_live_pictures,
     trajectory_pictures,
     upscale,
 )
+from latent_demo.ui.state import LastRun
 
 INTRO = """**Generation starts from pure noise in latent space**, drawn from the seed (so the same seed and settings
 give the same image). At every step the UNet predicts the noise in the latents, guided by the prompt, and the
@@ -43,7 +47,8 @@ Inputs = namedtuple("Inputs", "prompt negative_prompt seed randomize steps guida
                                "fast_decode view")
 
 
-Outputs = named_outputs("Outputs", "used_seed noise live final trajectory gif status")
+Outputs = named_outputs("Outputs", "used_seed noise live final trajectory gif status last_run")
+CompareOutputs = named_outputs("CompareOutputs", "heatmap report last_run")
 
 
 def generate_job(models: Models, settings: Settings, params: GenerateParams, updates) -> TaskResult:
@@ -69,7 +74,7 @@ def run(ctx: TabContext, prompt, negative_prompt, seed, randomize, steps, guidan
     for update in common.sampling_updates(ctx.runner, "generate", (params,), total, progress):
         if isinstance(update, Step):
             picture = live_picture(ctx.runner, update, view)
-            if reusable_live_pictures(ctx.runner):
+            if reusable_live_pictures(ctx.runner) and view != GUIDANCE:
                 shown[update.index] = picture
             yield Outputs(used_seed=params.seed, live=picture, status=common.step_status(update, total))
             continue
@@ -77,15 +82,54 @@ def run(ctx: TabContext, prompt, negative_prompt, seed, randomize, steps, guidan
         scale = channel_scale(result.start_latents)
         noise = [upscale(image, scale) for image in latents_to_channel_images(result.start_latents)]
         status = (f"Seed **{result.seed}** · {common.format_timings(result.timings)}"
-                  f"{controls.result_notes(result)}\n\nx̂₀ per step: {result.denoised_source}.")
+                  f"{controls.result_notes(result)}\n\nx̂₀ per step: {result.denoised_source}."
+                  f"\n\nFingerprint: latents `{fingerprint(result.latents)}` · pixels `{fingerprint(result.image)}` "
+                  f"(the same seed and settings give the same fingerprints on this machine)."
+                  f"{controls.guidance_notes(result, view)}")
         shown_result = Outputs(used_seed=result.seed, noise=noise, live=result.image, final=result.image,
-                               status=status)
+                               status=status, last_run=LastRun(params, result.latents, result.image))
         yield shown_result
         frames = trajectory_pictures(ctx.models, result, view, shown) + [result.image]
-        captions = [f"step {i + 1}, t={t}" for i, t in enumerate(result.timesteps)] + ["decoded"]
+        drawn = view == GUIDANCE and result.guidance and not result.trajectory_previews
+        captions = guidance_captions(result) if drawn else [f"step {i + 1}, t={t}" for i, t in
+                                                             enumerate(result.timesteps)]
+        captions += ["decoded"]
         gif = to_gif(frames[:-1] + [on_canvas(result.image, frames[0].size)])
         # the last update holds every output: an API call's result is the last update alone
         yield shown_result._replace(trajectory=list(zip(frames, captions, strict=True)), gif=gif)
+
+
+def describe_comparison(comparison: RunComparison, repeated: bool) -> str:
+    (latents_a, pixels_a), (latents_b, pixels_b) = comparison.fingerprints
+    what = "The same request, run twice" if repeated else "Your last run against this one"
+    changed = ", ".join(f"{name} {a!r} → {b!r}" for name, (a, b) in comparison.changed.items()) or "none"
+    identical = comparison.pixels_max_difference == 0 and comparison.latents_max_difference == 0
+    verdict = ("**Identical**: same seed and settings, same latents and pixels." if identical else
+               "**Different**" + (": the settings differ, so the image does." if comparison.changed else
+                                  ": same settings, yet not the same values (another device or dtype?)."))
+    return (f"{what}. Settings changed: {changed}.\n\n| | run 1 | run 2 | max \\|Δ\\| |\n|---|---|---|---|\n"
+            f"| latents | `{latents_a}` | `{latents_b}` | {comparison.latents_max_difference:.6g} |\n"
+            f"| pixels | `{pixels_a}` | `{pixels_b}` | {comparison.pixels_max_difference} of 255 |\n\n{verdict}")
+
+
+@user_errors
+def compare(ctx: TabContext, prompt, negative_prompt, seed, randomize, steps, guidance, scheduler, width, height,
+            fast_decode, last_run: LastRun | None = None, progress=gr.Progress()) -> CompareOutputs:
+    """Run the current settings and compare with the visitor's last run (or, with none, run them twice)."""
+    params = controls.sampling_params(GenerateParams, prompt, negative_prompt, seed, randomize, steps, guidance,
+                                      scheduler, fast_decode, width=width, height=height)
+    planned_steps(ctx.models, params, ctx.settings)  # every value checked before any GPU time is asked for
+    repeated = last_run is None
+    if repeated:
+        progress(0, desc="run 1 of 2")
+        first = ctx.runner.run("generate", params)
+        last_run = LastRun(params, first.latents, first.image)
+    progress(0.5, desc="run 2 of 2" if repeated else "running again")
+    second = ctx.runner.run("generate", params)
+    comparison = compare_runs(last_run.params, last_run.latents, last_run.image, params, second.latents,
+                              second.image)
+    return CompareOutputs(heatmap=comparison.heatmap, report=describe_comparison(comparison, repeated),
+                          last_run=LastRun(params, second.latents, second.image))
 
 
 def build(ctx: TabContext) -> None:
@@ -116,13 +160,24 @@ def build(ctx: TabContext) -> None:
                                 height="auto",
                                 format="png", elem_id="generate-trajectory", elem_classes="latent-steps")
     gif = gr.File(label="Trajectory as an animated GIF", elem_id="generate-gif")
+    last_run = gr.State(None, time_to_live=ctx.settings.state_ttl_s)
+    with gr.Row():
+        compare_button = gr.Button("Run again and compare (change a setting first to see what it changes)",
+                                   elem_id="compare-button")
+    with gr.Row():
+        heatmap = gr.Image(label="Where the two runs differ (black = identical)", format="png",
+                           elem_id="compare-heatmap")
+        report = gr.Markdown(elem_id="compare-report")
     inputs = list(Inputs(prompt=prompt, negative_prompt=negative, seed=seed, randomize=randomize, steps=steps,
                          guidance=guidance, scheduler=scheduler, width=width, height=height, fast_decode=fast,
                          view=view))
     outputs = list(Outputs(used_seed=used_seed, noise=noise, live=live, final=final, trajectory=trajectory, gif=gif,
-                           status=status))
+                           status=status, last_run=last_run))
     handler = bound(run, ctx)
     event = start.click(handler, inputs, outputs, **ctx.model_job(api_name="generate"))
     example_run = ctx.examples([[p] for p in PROMPTS], [prompt], handler, inputs, outputs,
                                "Example prompts (click one to generate)")
-    cancel.click(None, cancels=[event, example_run])
+    compared = compare_button.click(bound(compare, ctx), inputs[:-1] + [last_run],
+                                    list(CompareOutputs(heatmap=heatmap, report=report, last_run=last_run)),
+                                    **ctx.model_job(api_name="compare_runs"))
+    cancel.click(None, cancels=[event, example_run, compared])
