@@ -24,6 +24,15 @@ SCHEDULERS: dict[str, tuple[type[SchedulerMixin], dict]] = {
 SCHEDULER_NAMES = [MODEL_DEFAULT, *SCHEDULERS]
 
 
+def display_name(scheduler_config: dict, name: str) -> str:
+    """The name AUTOMATIC1111 users know for `name`: the model default's own algorithm where it is one of ours."""
+    if name != MODEL_DEFAULT:
+        return name
+    class_name = scheduler_config.get("_class_name", "EulerDiscreteScheduler")
+    matches = [ours for ours, (kind, overrides) in SCHEDULERS.items() if kind.__name__ == class_name and not overrides]
+    return matches[0] if len(matches) == 1 else MODEL_DEFAULT
+
+
 def make_scheduler(scheduler_config: dict, name: str = MODEL_DEFAULT) -> SchedulerMixin:
     """A new scheduler from the model's config; `name` picks another algorithm with the same noise schedule."""
     if name == MODEL_DEFAULT:

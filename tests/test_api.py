@@ -220,3 +220,22 @@ def test_the_readme_api_example_runs(app_url, capsys, monkeypatch):
     printed = capsys.readouterr().out
     assert "42 " in printed and "UNet per step" in printed
     assert "512×512×3 = 786,432 pixel values → 4×64×64 = 16,384 latent values (48× fewer)" in printed
+
+
+def test_a_generated_png_carries_its_settings_and_generates_the_same_image_again(client, tmp_path):
+    seed, _, _, image, _, _, _ = client.predict("a fox, at dusk", "blurry", 77, False, 2, 3.0, "Euler", SIDE, SIDE,
+                                                False, api_name="/generate")
+    png = Image.open(image)
+    assert png.text["parameters"].startswith("a fox, at dusk\nNegative prompt: blurry\nSteps: 2, Sampler: Euler, ")
+    filled = client.predict(handle_file(image), api_name="/png_info")
+    prompt, negative, read_seed, randomize, steps, guidance, scheduler, width, height, note = filled
+    assert (prompt, negative, read_seed, randomize, steps, guidance, scheduler, width, height) == (
+        "a fox, at dusk", "blurry", 77, False, 2, 3.0, "Euler", SIDE, SIDE)
+    assert "latent-demo settings" in note
+    again = client.predict(prompt, negative, read_seed, randomize, steps, guidance, scheduler, width, height, False,
+                           api_name="/generate")[3]
+    assert np.array_equal(pixels(image), pixels(again))
+    plain = tmp_path / "plain.png"
+    Image.new("RGB", (64, 64)).save(plain)
+    with pytest.raises(AppError, match="carries no generation settings"):
+        client.predict(handle_file(str(plain)), api_name="/png_info")

@@ -240,3 +240,22 @@ def test_seed_walk(visitor: Page):
     expect(visitor.locator("#walk-gallery img")).to_have_count(3, timeout=SLOW)
     expect(visitor.locator("#walk-status")).to_have_text("3 frames", timeout=SLOW)
     shot(visitor, "6-seed-walk")
+
+
+@pytest.mark.parametrize("configuration", ["default"], indirect=True)  # page behaviour; every dtype: test_api
+def test_a_png_dropped_in_fills_the_generate_controls(visitor: Page, tmp_path):
+    from latent_demo.png_parameters import GenerationSettings, png_info
+
+    made = GenerationSettings(prompt="a red kite over dunes", negative_prompt="fog", steps=3, scheduler="DDIM",
+                              guidance=4.5, seed=31337, width=96, height=64, model="elsewhere")
+    png = tmp_path / "made-elsewhere.png"
+    Image.new("RGB", (96, 64), "orange").save(png, pnginfo=png_info(made))
+    open_tab(visitor, "2 · Generate")
+    visitor.get_by_text("Read settings from a PNG").click()
+    visitor.locator("#png-info-input input[type=file]").set_input_files(str(png))
+    expect(visitor.locator("#png-info-note")).to_contain_text("Read from the PNG's latent-demo settings", timeout=SLOW)
+    expect(visitor.locator("#generate-prompt textarea")).to_have_value("a red kite over dunes")
+    expect(visitor.locator("#generate-seed input")).to_have_value("31337")
+    expect(visitor.locator("#generate-steps input[type=number]")).to_have_value("3")
+    expect(visitor.locator("#generate-width input[type=number]")).to_have_value("96")
+    shot(visitor, "2-generate-png-info")

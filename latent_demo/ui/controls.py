@@ -11,7 +11,8 @@ from latent_demo.compiled import default_side
 from latent_demo.config import Settings
 from latent_demo.models import Models
 from latent_demo.params import MAX_GUIDANCE, MAX_SEED, SamplingParams, check_int
-from latent_demo.schedulers import MODEL_DEFAULT, SCHEDULER_NAMES
+from latent_demo.png_parameters import GenerationSettings
+from latent_demo.schedulers import MODEL_DEFAULT, SCHEDULER_NAMES, display_name
 from latent_demo.tasks import TaskResult
 from latent_demo.ui.pictures import DEFAULT_VIEW, VIEWS
 
@@ -111,6 +112,16 @@ def guidance_notes(result: TaskResult, view: str) -> str:
     return (f"\n\n**Guidance, decomposed**{hidden}. Each step the UNet ran twice (batch 2); the scheduler got "
             f"ε̂_uncond + s·(ε̂_cond − ε̂_uncond) with s = {result.guidance[0].scale:g}. Root mean square per value:"
             f"\n\n| step | t | ε̂_uncond | ε̂_cond | s·(ε̂_cond − ε̂_uncond) |\n|---|---|---|---|---|\n{rows}")
+
+
+def generation_settings(models: Models, params: SamplingParams, result: TaskResult, strength: float | None = None
+                        ) -> GenerationSettings:
+    """What the PNG of a result carries (Generate, img2img and Inpainting write it)."""
+    return GenerationSettings(prompt=params.prompt, negative_prompt=params.negative_prompt,
+                              steps=params.num_inference_steps,
+                              scheduler=display_name(models.scheduler_config, params.scheduler),
+                              guidance=params.guidance_scale, seed=result.seed, width=result.image.width,
+                              height=result.image.height, model=models.source, strength=strength)
 
 
 def view_input(prefix: str) -> gr.Radio:

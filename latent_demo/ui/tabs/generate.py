@@ -10,7 +10,8 @@ from latent_demo.config import Settings
 from latent_demo.gpu_budget import generation_seconds
 from latent_demo.latents import latents_to_channel_images
 from latent_demo.models import Models
-from latent_demo.params import GenerateParams
+from latent_demo.params import MAX_GUIDANCE, MAX_SEED, GenerateParams
+from latent_demo.png_parameters import read_settings, scheduler_or_default, with_settings
 from latent_demo.reproducibility import RunComparison, compare_runs, fingerprint
 from latent_demo.serving.files import to_gif
 from latent_demo.serving.runner import Step
@@ -79,6 +80,7 @@ def run(ctx: TabContext, prompt, negative_prompt, seed, randomize, steps, guidan
             yield Outputs(used_seed=params.seed, live=picture, status=common.step_status(update, total))
             continue
         result = update  # the pictures are made here, off the GPU's clock; the image is shown first
+        with_settings(result.image, controls.generation_settings(ctx.models, params, result))
         scale = channel_scale(result.start_latents)
         noise = [upscale(image, scale) for image in latents_to_channel_images(result.start_latents)]
         status = (f"Seed **{result.seed}** · {common.format_timings(result.timings)}"
@@ -97,6 +99,44 @@ def run(ctx: TabContext, prompt, negative_prompt, seed, randomize, steps, guidan
         gif = to_gif(frames[:-1] + [on_canvas(result.image, frames[0].size)])
         # the last update holds every output: an API call's result is the last update alone
         yield shown_result._replace(trajectory=list(zip(frames, captions, strict=True)), gif=gif)
+
+
+PngInfoOutputs = named_outputs("PngInfoOutputs", "prompt negative_prompt seed randomize steps guidance scheduler "
+                                                 "width height note")
+
+
+@user_errors
+def read_png(ctx: TabContext, image) -> PngInfoOutputs:
+    """Fill the controls from a PNG's settings (ours, or AUTOMATIC1111's); what can't be used is listed."""
+    read = read_settings(common.load_upload(image, ctx.settings, "a PNG made by this app or AUTOMATIC1111"))
+    fills, skipped = fillable(ctx, read.values)
+    skipped |= {key: str(value) for key, value in read.unsupported.items()}
+    note = f"Read from the PNG's {read.source} settings: {', '.join(fills) or 'nothing this tab can use'}."
+    if skipped:
+        note += " Not used here: " + "; ".join(f"{key} = {value}" for key, value in skipped.items()) + "."
+    if "seed" in fills:
+        fills["randomize"] = False
+    return PngInfoOutputs(**fills, note=note)
+
+
+def fillable(ctx: TabContext, values: dict) -> tuple[dict, dict]:
+    """(control -> value for those within this app's limits, setting -> why not for the others)."""
+    limits = {"steps": (1, ctx.settings.max_steps), "guidance": (0.0, MAX_GUIDANCE), "seed": (0, MAX_SEED),
+              "width": (ctx.settings.min_image_side, ctx.settings.max_image_side),
+              "height": (ctx.settings.min_image_side, ctx.settings.max_image_side)}
+    fills, skipped = {}, {}
+    for name in ("prompt", "negative_prompt", "scheduler", *limits):
+        if name not in values:
+            continue
+        value = values[name]
+        low, high = limits.get(name, (None, None))
+        if low is not None and not (isinstance(value, int | float) and low <= value <= high):
+            skipped[name] = f"{value} (this app takes {low} to {high})"
+        elif name in ("width", "height") and value % ctx.models.vae_scale_factor:
+            skipped[name] = f"{value} (not a multiple of {ctx.models.vae_scale_factor})"
+        else:
+            fills[name] = scheduler_or_default(value) if name == "scheduler" else value
+    return fills, skipped
 
 
 def describe_comparison(comparison: RunComparison, repeated: bool) -> str:
@@ -177,6 +217,13 @@ def build(ctx: TabContext) -> None:
     event = start.click(handler, inputs, outputs, **ctx.model_job(api_name="generate"))
     example_run = ctx.examples([[p] for p in PROMPTS], [prompt], handler, inputs, outputs,
                                "Example prompts (click one to generate)")
+    with gr.Accordion("Read settings from a PNG (made here or by AUTOMATIC1111)", open=False):
+        png = common.image_upload(ctx.settings, label="Drop a PNG: its settings fill the controls above",
+                                  elem_id="png-info-input")
+        png_note = gr.Markdown(elem_id="png-info-note")
+    png_outputs = PngInfoOutputs(prompt=prompt, negative_prompt=negative, seed=seed, randomize=randomize, steps=steps,
+                                 guidance=guidance, scheduler=scheduler, width=width, height=height, note=png_note)
+    png.upload(bound(read_png, ctx), [png], list(png_outputs), api_name="png_info")
     compared = compare_button.click(bound(compare, ctx), inputs[:-1] + [last_run],
                                     list(CompareOutputs(heatmap=heatmap, report=report, last_run=last_run)),
                                     **ctx.model_job(api_name="compare_runs"))

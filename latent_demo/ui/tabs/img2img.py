@@ -13,6 +13,7 @@ from latent_demo.config import Settings
 from latent_demo.gpu_budget import fitted_size, generation_seconds
 from latent_demo.models import Models
 from latent_demo.params import Img2ImgParams
+from latent_demo.png_parameters import with_settings
 from latent_demo.serving.previews import linear_picture
 from latent_demo.serving.runner import Step
 from latent_demo.tasks import TaskResult, img2img, planned_steps
@@ -88,6 +89,7 @@ def run(ctx: TabContext, source, image, prompt, negative_prompt, seed, randomize
                           status=step_status(update, total))
             continue
         result = update
+        with_settings(result.image, controls.generation_settings(models, params, result, params.strength))
         summary = (f"Started at step **{result.start_step} of {params.num_inference_steps}** "
                    f"(strength {params.strength:g} → {len(result.timesteps)} steps run"
                    f"{', first t = ' + str(result.timesteps[0]) if result.timesteps else ''}). "

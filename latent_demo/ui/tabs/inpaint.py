@@ -14,6 +14,7 @@ from latent_demo.gpu_budget import fitted_size, generation_seconds
 from latent_demo.images import image_and_painted_mask
 from latent_demo.models import Models
 from latent_demo.params import MAX_FEATHER, InpaintParams
+from latent_demo.png_parameters import with_settings
 from latent_demo.serving.runner import Step
 from latent_demo.tasks import TaskResult, inpaint, planned_steps
 from latent_demo.ui import common, controls
@@ -76,6 +77,7 @@ def run(ctx: TabContext, editor, prompt, negative_prompt, seed, randomize, steps
                           status=common.step_status(update, total))
             continue
         result = update
+        with_settings(result.image, controls.generation_settings(models, params, result, params.strength))
         grid, covered, cells = mask_on_latent_grid(result, models.vae_scale_factor)
         summary = (f"Method: **{result.method}**. The mask covers {covered} of {cells} latent cells. "
                    f"Seed **{result.seed}** · {common.format_timings(result.timings)}{controls.result_notes(result)}")
