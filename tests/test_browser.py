@@ -259,3 +259,28 @@ def test_a_png_dropped_in_fills_the_generate_controls(visitor: Page, tmp_path):
     expect(visitor.locator("#generate-steps input[type=number]")).to_have_value("3")
     expect(visitor.locator("#generate-width input[type=number]")).to_have_value("96")
     shot(visitor, "2-generate-png-info")
+
+
+@pytest.mark.parametrize("configuration", ["default"], indirect=True)  # page behaviour; every dtype: test_api
+def test_a_result_is_sent_on_with_its_latents_and_its_seed_reused(visitor: Page):
+    open_tab(visitor, "2 · Generate")
+    for side in ("width", "height"):
+        visitor.locator(f"#generate-{side} input[type=number]").fill(str(MATRIX_SIDE))
+    visitor.locator("#generate-random input").check()
+    visitor.locator("#generate-button").click()
+    generated = served_image(visitor, "#generate-final")
+    used = visitor.locator("#generate-used-seed input").input_value()
+    visitor.locator("#generate-reuse-seed").click()
+    expect(visitor.locator("#generate-seed input")).to_have_value(used)
+    expect(visitor.locator("#generate-random input")).not_to_be_checked()
+    visitor.locator("#generate-send-img2img").click()  # the image's latents, not the image: no re-encode
+    expect(visitor.locator("#img2img-source input:checked")).to_have_value("the latents from the Encode tab")
+    visitor.locator("#img2img-button").click()
+    expect(visitor.locator("#img2img-status")).to_contain_text("From the latents Generate handed over",
+                                                               timeout=SLOW)
+    assert served_image(visitor, "#img2img-result").shape == generated.shape
+    visitor.locator("#img2img-send-inpaint").click()
+    paint_the_handed_over_image(visitor)
+    visitor.locator("#inpaint-button").click()
+    assert served_image(visitor, "#inpaint-result").shape == generated.shape  # img2img's image was the background
+    shot(visitor, "4-inpaint-from-img2img")

@@ -58,3 +58,20 @@ def test_gradios_internals_are_touched_only_behind_the_wall():
     read = set(re.findall(r"\b(?:demo|block|examples)\.(\w+)", wall)) - {"preprocess", "label"}
     assert read <= INTERNALS, read - INTERNALS
     assert not re.search(r"getattr\((?:demo|block|examples|component), \"\w+\", ", wall)  # no silent default
+
+
+def test_a_one_step_model_says_why_and_offers_an_example_with_steps_to_watch(models, settings):
+    import dataclasses
+
+    import gradio as gr
+
+    from latent_demo.ui.app import build_app
+
+    demo = build_app(dataclasses.replace(models, default_steps=1), settings)
+    blocks = list(demo.blocks.values())
+    note = [block for block in blocks if block.elem_id == "generate-one-step"]
+    assert note and "distilled to make an image in **one step**" in note[0].value
+    see = [block for block in blocks if isinstance(block, gr.Dataset) and "See the steps" in (block.label or "")]
+    assert see and [row[1] for row in see[0].samples] == [4]
+    plain = build_app(models, settings)  # the offline model defaults to 4 steps: nothing to explain
+    assert not [block for block in plain.blocks.values() if block.elem_id == "generate-one-step"]

@@ -29,6 +29,19 @@ def seed_inputs(prefix: str, value: int = 42) -> tuple[gr.Number, gr.Checkbox]:
     return seed, randomize
 
 
+def reuse_seed_button(prefix: str, used_seed: gr.Number, seed: gr.Number, randomize: gr.Checkbox) -> gr.Button:
+    """"Reuse this seed": the seed the last run used goes into the Seed input, with 'random seed' unticked."""
+    button = gr.Button("♻ Reuse this seed", size="sm", elem_id=f"{prefix}-reuse-seed")
+
+    def reuse(used):
+        if used is None:
+            raise gr.Error("run once first: there is no seed to reuse yet")
+        return int(used), False
+
+    button.click(reuse, [used_seed], [seed, randomize], api_visibility="private", queue=False)
+    return button
+
+
 def pick_seed(seed: float | None, randomize: bool) -> int:
     if randomize:
         return secrets.randbelow(MAX_RANDOM_SEED + 1)

@@ -101,7 +101,7 @@ def encode(ctx: TabContext, image, fast_decode, lesson: LessonFigures | None = N
     return Outputs(channels=gallery, facts=describe(report, source), original=report.image,
                    reconstruction=report.reconstruction, error_map=report.error_map,
                    latents_file=latents_file(report.latents, ctx.models),
-                   encoded=EncodedImage(report.latents, report.image, source="the Encode tab"), lesson=seen)
+                   encoded=EncodedImage(report.latents, report.image, source="Encode"), lesson=seen)
 
 
 def decoded_caption(decoded: Decoded) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import namedtuple
+from dataclasses import dataclass
 
 import gradio as gr
 
@@ -139,6 +140,12 @@ def fillable(ctx: TabContext, values: dict) -> tuple[dict, dict]:
     return fills, skipped
 
 
+SEE_THE_STEPS = 4
+ONE_STEP_NOTE = """This model is distilled to make an image in **one step** (sd-turbo: 1 to 4 steps, no guidance), so
+its default shows a single step. To watch the noise go away step by step, choose {limit} steps, or click "See the
+steps" below."""
+
+
 def describe_comparison(comparison: RunComparison, repeated: bool) -> str:
     (latents_a, pixels_a), (latents_b, pixels_b) = comparison.fingerprints
     what = "The same request, run twice" if repeated else "Your last run against this one"
@@ -172,10 +179,21 @@ def compare(ctx: TabContext, prompt, negative_prompt, seed, randomize, steps, gu
                           last_run=LastRun(params, second.latents, second.image))
 
 
-def build(ctx: TabContext) -> None:
+@dataclass(frozen=True)
+class GenerateTab:
+    """What ui/app.py wires to other tabs: the send buttons and the last result they send."""
+
+    send_to_img2img: gr.Button
+    send_to_inpaint: gr.Button
+    last_run: gr.State
+
+
+def build(ctx: TabContext) -> GenerateTab:
     models, settings = ctx.models, ctx.settings
 
     gr.Markdown(INTRO)
+    if models.default_steps == 1:
+        gr.Markdown(ONE_STEP_NOTE.format(limit=min(SEE_THE_STEPS, settings.max_steps)), elem_id="generate-one-step")
     with gr.Row():
         with gr.Column(scale=2):
             prompt = gr.Textbox(label="Prompt", lines=2, elem_id="generate-prompt", value=PROMPTS[0])
@@ -190,6 +208,10 @@ def build(ctx: TabContext) -> None:
         with gr.Column(scale=3):
             status = gr.Markdown(elem_id="generate-status")
             used_seed = common.used_seed_output("generate")
+            with gr.Row():
+                controls.reuse_seed_button("generate", used_seed, seed, randomize)
+                send_img2img = gr.Button("Use in img2img →", size="sm", elem_id="generate-send-img2img")
+                send_inpaint = gr.Button("Use for inpainting →", size="sm", elem_id="generate-send-inpaint")
             live = gr.Image(label="Live: x_t | x̂₀ after each step (linear preview) → final decode", format="png",
                             elem_id="generate-live", elem_classes="latent-steps", height=controls.LIVE_HEIGHT)
             noise = gr.Gallery(label="The seed's initial noise latents (4 channels)", columns=4, height="auto",
@@ -217,6 +239,12 @@ def build(ctx: TabContext) -> None:
     event = start.click(handler, inputs, outputs, **ctx.model_job(api_name="generate"))
     example_run = ctx.examples([[p] for p in PROMPTS], [prompt], handler, inputs, outputs,
                                "Example prompts (click one to generate)")
+    if models.default_steps == 1:
+        rows = [[PROMPTS[1], min(SEE_THE_STEPS, settings.max_steps)]]
+        steps_run = ctx.examples(rows, [prompt, steps], handler, inputs, outputs,
+                                 f"See the steps: the same model at {rows[0][1]} steps (click to generate)")
+    else:
+        steps_run = None
     with gr.Accordion("Read settings from a PNG (made here or by AUTOMATIC1111)", open=False):
         png = common.image_upload(ctx.settings, label="Drop a PNG: its settings fill the controls above",
                                   elem_id="png-info-input")
@@ -227,4 +255,5 @@ def build(ctx: TabContext) -> None:
     compared = compare_button.click(bound(compare, ctx), inputs[:-1] + [last_run],
                                     list(CompareOutputs(heatmap=heatmap, report=report, last_run=last_run)),
                                     **ctx.model_job(api_name="compare_runs"))
-    cancel.click(None, cancels=[event, example_run, compared])
+    cancel.click(None, cancels=[run for run in (event, example_run, compared, steps_run) if run is not None])
+    return GenerateTab(send_img2img, send_inpaint, last_run)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import namedtuple
+from dataclasses import dataclass
 
 import gradio as gr
 import torch
@@ -32,12 +33,14 @@ from latent_demo.ui.common import (
 )
 from latent_demo.ui.examples import asset
 from latent_demo.ui.pictures import DEFAULT_VIEW, check_view, live_picture
-from latent_demo.ui.state import EncodedImage
+from latent_demo.ui.state import EncodedImage, LastRun
 
 INTRO = """**img2img edits latents, not pixels.** The image is encoded, its latents get noise for timestep
 *strength × steps* down the schedule, and the loop runs only the remaining steps. Strength 0 keeps the image;
 strength 1 starts from pure noise, like Generate."""
-FROM_UPLOAD, FROM_ENCODE = "the uploaded image", "the latents from the Encode tab"
+FROM_UPLOAD, FROM_ENCODE = "the uploaded image", "the latents from the Encode tab"  # the API's values
+# what the page says for FROM_ENCODE: Encode's and Generate's send buttons both hand their latents over
+HANDED_OVER = "the latents handed over (Encode or Generate): no re-encode"
 
 
 # `run`'s parameters by name (the public API's names), in their order
@@ -45,7 +48,7 @@ Inputs = namedtuple("Inputs", "source image prompt negative_prompt seed randomiz
                                "fast_decode view encoded")
 
 
-Outputs = named_outputs("Outputs", "used_seed encoded_view noised_view live final status")
+Outputs = named_outputs("Outputs", "used_seed encoded_view noised_view live final status last_run")
 
 
 def img2img_job(models: Models, settings: Settings, params: Img2ImgParams, image: Image.Image | None,
@@ -90,24 +93,33 @@ def run(ctx: TabContext, source, image, prompt, negative_prompt, seed, randomize
             continue
         result = update
         with_settings(result.image, controls.generation_settings(models, params, result, params.strength))
-        summary = (f"Started at step **{result.start_step} of {params.num_inference_steps}** "
+        origin = f"From the latents {encoded.source} handed over (no re-encode). " if source == FROM_ENCODE else ""
+        summary = (f"{origin}Started at step **{result.start_step} of {params.num_inference_steps}** "
                    f"(strength {params.strength:g} → {len(result.timesteps)} steps run"
                    f"{', first t = ' + str(result.timesteps[0]) if result.timesteps else ''}). "
                    f"Seed **{result.seed}** · {format_timings(result.timings)}{controls.result_notes(result)}"
                    f"{controls.guidance_notes(result, view)}")
         yield Outputs(used_seed=result.seed, encoded_view=linear_picture(result.image_latents, result.image.size),
                       noised_view=linear_picture(result.start_latents, result.image.size), live=result.image,
-                      final=result.image, status=summary)
+                      final=result.image, status=summary, last_run=LastRun(params, result.latents, result.image))
 
 
-def build(ctx: TabContext) -> gr.Radio:
-    """Returns the "Start from" choice, which the Encode tab's "Use these latents in img2img" sets."""
+@dataclass(frozen=True)
+class Img2ImgTab:
+    """What ui/app.py wires to other tabs."""
+
+    source: gr.Radio  # set by the Encode and Generate tabs' "Use ... in img2img"
+    send_to_inpaint: gr.Button
+    last_run: gr.State  # the result that button sends
+
+
+def build(ctx: TabContext) -> Img2ImgTab:
     models, settings = ctx.models, ctx.settings
 
     gr.Markdown(INTRO)
     with gr.Row():
         with gr.Column(scale=2):
-            source = gr.Radio([FROM_UPLOAD, FROM_ENCODE], value=FROM_UPLOAD, label="Start from",
+            source = gr.Radio([FROM_UPLOAD, (HANDED_OVER, FROM_ENCODE)], value=FROM_UPLOAD, label="Start from",
                               elem_id="img2img-source")
             image = image_upload(settings, label="Image", elem_id="img2img-input")
             prompt = gr.Textbox(label="Prompt (empty: no text condition)", value="", lines=2,
@@ -124,6 +136,9 @@ def build(ctx: TabContext) -> gr.Radio:
             status = gr.Markdown(elem_id="img2img-status")
             used_seed = used_seed_output("img2img")
             with gr.Row():
+                controls.reuse_seed_button("img2img", used_seed, seed, randomize)
+                send_inpaint = gr.Button("Use for inpainting →", size="sm", elem_id="img2img-send-inpaint")
+            with gr.Row():
                 encoded_view = gr.Image(label="Encoded latents (linear preview)", format="png",
                                         elem_id="img2img-encoded")
                 noised_view = gr.Image(label="Noised starting latents", format="png", elem_id="img2img-noised")
@@ -133,8 +148,9 @@ def build(ctx: TabContext) -> gr.Radio:
     inputs = list(Inputs(source=source, image=image, prompt=prompt, negative_prompt=negative, seed=seed,
                          randomize=randomize, steps=steps, guidance=guidance, strength=strength, scheduler=scheduler,
                          fast_decode=fast, view=view, encoded=ctx.encoded))
+    last_run = gr.State(None, time_to_live=ctx.settings.state_ttl_s)
     outputs = list(Outputs(used_seed=used_seed, encoded_view=encoded_view, noised_view=noised_view, live=live,
-                           final=final, status=status))
+                           final=final, status=status, last_run=last_run))
     handler = bound(run, ctx)
     event = start.click(handler, inputs, outputs, **ctx.model_job(api_name="img2img"))
     rows = [[FROM_UPLOAD, asset("chelsea.png"), "a tiger, photograph", 0.6],
@@ -142,4 +158,4 @@ def build(ctx: TabContext) -> gr.Radio:
     example_run = ctx.examples(rows, [source, image, prompt, strength], handler, inputs, outputs,
                                "Examples (click one to run it)")
     cancel.click(None, cancels=[event, example_run])
-    return source
+    return Img2ImgTab(source, send_inpaint, last_run)

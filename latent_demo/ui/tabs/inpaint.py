@@ -111,6 +111,7 @@ def build(ctx: TabContext) -> gr.ImageEditor:
             start, cancel = controls.run_buttons("inpaint", "Inpaint")
     status = gr.Markdown(elem_id="inpaint-status")
     used_seed = common.used_seed_output("inpaint")
+    controls.reuse_seed_button("inpaint", used_seed, seed, randomize)
     with gr.Row():
         grid = gr.Image(label="Mask on the latent grid (white = repaint)", format="png", elem_id="inpaint-grid")
         live = gr.Image(label="Live: x_t | x̂₀ after each step → result", format="png", elem_id="inpaint-live",
