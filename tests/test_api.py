@@ -239,3 +239,14 @@ def test_a_generated_png_carries_its_settings_and_generates_the_same_image_again
     Image.new("RGB", (64, 64)).save(plain)
     with pytest.raises(AppError, match="carries no generation settings"):
         client.predict(handle_file(str(plain)), api_name="/png_info")
+
+
+def test_latents_go_out_and_come_back_in_without_an_encoder(client):
+    """Encode's latents file, decoded again: the same picture as Encode's reconstruction; then img2img from it."""
+    *_, reconstruction, _, latents_path = client.predict(handle_file(asset("chelsea.png")), False,
+                                                         api_name="/encode")
+    decoded, facts = client.predict(handle_file(latents_path), api_name="/decode_latents")
+    assert np.abs(pixels(decoded).astype(int) - pixels(reconstruction).astype(int)).max() <= 1
+    assert "with no encoder involved" in facts and "made by" not in facts  # same model: no warning
+    status = client.predict(source="the latents from the Encode tab", image=None, api_name="/img2img")[-1]
+    assert "From the latents of an uploaded latents file" in status

@@ -276,11 +276,38 @@ def test_a_result_is_sent_on_with_its_latents_and_its_seed_reused(visitor: Page)
     visitor.locator("#generate-send-img2img").click()  # the image's latents, not the image: no re-encode
     expect(visitor.locator("#img2img-source input:checked")).to_have_value("the latents from the Encode tab")
     visitor.locator("#img2img-button").click()
-    expect(visitor.locator("#img2img-status")).to_contain_text("From the latents Generate handed over",
-                                                               timeout=SLOW)
+    expect(visitor.locator("#img2img-status")).to_contain_text("From the latents of the Generate tab", timeout=SLOW)
     assert served_image(visitor, "#img2img-result").shape == generated.shape
     visitor.locator("#img2img-send-inpaint").click()
     paint_the_handed_over_image(visitor)
     visitor.locator("#inpaint-button").click()
     assert served_image(visitor, "#inpaint-result").shape == generated.shape  # img2img's image was the background
     shot(visitor, "4-inpaint-from-img2img")
+
+
+@pytest.mark.parametrize("configuration", ["default"], indirect=True)  # page behaviour; every dtype: test_api
+def test_generated_latents_download_and_decode_again(visitor: Page, tmp_path):
+    import json
+
+    from safetensors import safe_open
+
+    open_tab(visitor, "2 · Generate")
+    for side in ("width", "height"):
+        visitor.locator(f"#generate-{side} input[type=number]").fill(str(MATRIX_SIDE))
+    visitor.locator("#generate-button").click()
+    generated = served_image(visitor, "#generate-final")
+    visitor.locator("#generate-latents-button").click()
+    link = visitor.locator("#generate-latents a").first
+    expect(link).to_be_visible(timeout=SLOW)
+    saved = tmp_path / "generated-latents.safetensors"
+    saved.write_bytes(visitor.request.get(link.get_attribute("href")).body())
+    with safe_open(str(saved), "pt") as stored:
+        settings = json.loads(stored.metadata()["settings"])
+        assert stored.get_tensor("latents").shape == (1, 4, MATRIX_SIDE // 8, MATRIX_SIDE // 8)
+    assert settings["seed"] == 42 and settings["width"] == MATRIX_SIDE
+    open_tab(visitor, "1 · Encode")
+    visitor.locator("#decode-input input[type=file]").set_input_files(str(saved))
+    visitor.locator("#decode-button").click()
+    decoded = served_image(visitor, "#decode-image")
+    assert np.abs(decoded.astype(int) - generated.astype(int)).max() <= 1  # the same latents, the same decoder
+    shot(visitor, "1-encode-decode-latents")

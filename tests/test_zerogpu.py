@@ -196,6 +196,9 @@ def test_every_other_endpoint_works_through_the_worker(zclient, zerogpu_app):
     heatmap, report = zclient.predict("a fox", "", 5, False, 2, 0.0, DEFAULT, 128, 128, False,
                                       api_name="/compare_runs")
     assert "**Identical**" in report  # two runs in the worker, the same bytes back
+    decoded, facts = zclient.predict(handle_file(latents_file), api_name="/decode_latents")
+    assert Image.open(decoded).size == Image.open(reconstruction).size and "no encoder involved" in facts
+    assert calls(log)[-1]["args"][:2] == ["decode_latents", "Tensor"]
 
 
 def test_errors_cross_the_process_boundary_readably(zclient, tmp_path):

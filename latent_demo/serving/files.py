@@ -75,11 +75,12 @@ def palette_of(frames: list[Image.Image]) -> Image.Image:
     return sample.quantize(256, method=Image.Quantize.FASTOCTREE)
 
 
-def latents_file(latents: torch.Tensor, models: Models, name: str = "latents") -> str:
-    """The latents as a .safetensors file (tensor 'latents', already x scaling_factor) with what made them."""
+def latents_file(latents: torch.Tensor, models: Models, name: str = "latents", **more: str) -> str:
+    """The latents as a .safetensors file (tensor 'latents', already x scaling_factor) with what made them (and
+    `more` metadata, e.g. the settings of a generation)."""
     path = scratch_path(f"{name}.safetensors")
     metadata = {"scaling_factor": str(models.vae.config.scaling_factor), "model": models.source,
-                "shape": "x".join(map(str, latents.shape))}
+                "shape": "x".join(map(str, latents.shape)), **more}
     save_file({"latents": latents.contiguous().float().cpu()}, str(path), metadata=metadata)
     return str(path)
 

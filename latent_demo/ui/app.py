@@ -110,7 +110,8 @@ def _wire_sends(encode_tab: encode.EncodeTab, generate_tab: generate.GenerateTab
     def generated_to_img2img(last: LastRun | None):
         if last is None:
             raise gr.Error("generate an image first")
-        return gr.Tabs(selected="img2img"), img2img.FROM_ENCODE, EncodedImage(last.latents, last.image, "Generate")
+        handed = EncodedImage(last.latents, last.image, "the Generate tab")
+        return gr.Tabs(selected="img2img"), img2img.FROM_ENCODE, handed
 
     def to_inpaint(image: Image.Image):
         return gr.Tabs(selected="inpaint"), {"background": image, "layers": [], "composite": image}

@@ -6,6 +6,7 @@ import math
 import secrets
 
 import gradio as gr
+from PIL import Image
 
 from latent_demo.compiled import default_side
 from latent_demo.config import Settings
@@ -127,14 +128,14 @@ def guidance_notes(result: TaskResult, view: str) -> str:
             f"\n\n| step | t | ε̂_uncond | ε̂_cond | s·(ε̂_cond − ε̂_uncond) |\n|---|---|---|---|---|\n{rows}")
 
 
-def generation_settings(models: Models, params: SamplingParams, result: TaskResult, strength: float | None = None
+def generation_settings(models: Models, params: SamplingParams, image: Image.Image, strength: float | None = None
                         ) -> GenerationSettings:
-    """What the PNG of a result carries (Generate, img2img and Inpainting write it)."""
+    """What a result's PNG (Generate, img2img, Inpainting) and latents file carry; `params.seed` is the seed used."""
     return GenerationSettings(prompt=params.prompt, negative_prompt=params.negative_prompt,
                               steps=params.num_inference_steps,
                               scheduler=display_name(models.scheduler_config, params.scheduler),
-                              guidance=params.guidance_scale, seed=result.seed, width=result.image.width,
-                              height=result.image.height, model=models.source, strength=strength)
+                              guidance=params.guidance_scale, seed=params.seed, width=image.width,
+                              height=image.height, model=models.source, strength=strength)
 
 
 def view_input(prefix: str) -> gr.Radio:

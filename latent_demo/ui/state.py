@@ -15,7 +15,7 @@ class EncodedImage:
 
     latents: torch.Tensor  # (1, 4, H/8, W/8), already × scaling_factor, float32 on the CPU
     image: Image.Image  # the image as it was encoded (resized to fit the limits)
-    source: str  # the tab whose latents these are, for the page: "Encode" or "Generate"
+    source: str  # where the latents came from, for the page: "the Encode tab", "the Generate tab", ...
 
 
 @dataclass(frozen=True)

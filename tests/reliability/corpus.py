@@ -46,6 +46,41 @@ def noise(width: int = 96, height: int = 64) -> Image.Image:
     return Image.fromarray(np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8))
 
 
+def safetensors_bytes(tensors: dict, metadata: dict | None = None) -> bytes:
+    from safetensors.torch import save
+
+    return save(tensors, metadata=metadata)
+
+
+def latents_files() -> dict[str, bytes]:
+    """Latents files, good and hostile: every one a .safetensors name (checked by content, never by name)."""
+    import pickle
+    import struct
+    import zipfile
+
+    import torch
+
+    good = torch.randn(1, 4, 8, 8)
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("data.pkl", pickle.dumps({"latents": [1, 2, 3]}))
+    return {
+        "latents_good.safetensors": safetensors_bytes({"latents": good}, {"model": "elsewhere"}),
+        "latents_huge_header.safetensors": struct.pack("<Q", 8 * 2**30) + b"{}",
+        "latents_two.safetensors": safetensors_bytes({"a": good, "b": good.clone()}),
+        "latents_rank2.safetensors": safetensors_bytes({"latents": torch.randn(8, 8)}),
+        "latents_3ch.safetensors": safetensors_bytes({"latents": torch.randn(1, 3, 8, 8)}),
+        "latents_int.safetensors": safetensors_bytes({"latents": torch.ones(1, 4, 8, 8, dtype=torch.int64)}),
+        "latents_nan.safetensors": safetensors_bytes({"latents": torch.full((1, 4, 8, 8), float("nan"))}),
+        "latents_inf.safetensors": safetensors_bytes({"latents": torch.full((1, 4, 8, 8), float("inf"))}),
+        "latents_huge_values.safetensors": safetensors_bytes({"latents": good * 1e6}),
+        "latents_giant.safetensors": safetensors_bytes({"latents": torch.zeros(1, 4, 200, 200, dtype=torch.float16)}),
+        "latents_pickle.safetensors": pickle.dumps({"latents": good.tolist()}),
+        "latents_zip.safetensors": archive.getvalue(),
+        "latents_truncated.safetensors": safetensors_bytes({"latents": good})[:-100],
+    }
+
+
 def write_files(folder: Path) -> dict[str, str]:
     """Every odd file of the corpus, by name -> path."""
     exif = Image.Exif()
@@ -74,6 +109,7 @@ def write_files(folder: Path) -> dict[str, str]:
         "mask_small.png": encoded(Image.new("RGBA", (32, 32), (255, 255, 255, 255)), "PNG"),
         "mask_empty.png": encoded(Image.new("RGBA", (512, 512), (0, 0, 0, 0)), "PNG"),
         "mask_full.png": encoded(Image.new("RGBA", (512, 512), (255, 255, 255, 255)), "PNG"),
+        **latents_files(),
     }
     paths = {}
     for name, data in files.items():
@@ -123,6 +159,25 @@ def cases(files: dict[str, str]) -> list[Case]:
         Case("unknown squeeze", "/compress", (f["palette.png"], ["pool ×3"]), "not in the list of choices"),
         Case("no squeeze at all", "/compress", (f["palette.png"], []), None),
         Case("why-latents side not a multiple of 8", "/why_latents", (100, 25, 7.5), "multiple of 8"),
+        Case("latents file of another model", "/decode_latents", (f["latents_good.safetensors"],),
+             None),
+        Case("latents header claiming 8 GB", "/decode_latents", (f["latents_huge_header.safetensors"],),
+             "header claims 8,589,934,592 bytes"),
+        Case("two tensors in a latents file", "/decode_latents", (f["latents_two.safetensors"],), "holds 2 tensors"),
+        Case("latents of rank 2", "/decode_latents", (f["latents_rank2.safetensors"],), "has shape \\(8, 8\\)"),
+        Case("latents with 3 channels", "/decode_latents", (f["latents_3ch.safetensors"],), "has 3 channels"),
+        Case("integer latents", "/decode_latents", (f["latents_int.safetensors"],), "dtype is I64"),
+        Case("NaN latents", "/decode_latents", (f["latents_nan.safetensors"],), "NaN or infinite"),
+        Case("infinite latents", "/decode_latents", (f["latents_inf.safetensors"],), "NaN or infinite"),
+        Case("latents of 1e6", "/decode_latents", (f["latents_huge_values.safetensors"],), "saturated noise"),
+        Case("latents for a 1600 px image", "/decode_latents", (f["latents_giant.safetensors"],),
+             "decode to 1600×1600 px"),
+        Case("pickle named .safetensors", "/decode_latents", (f["latents_pickle.safetensors"],),
+             "looks like a pickle"),
+        Case("zip named .safetensors", "/decode_latents", (f["latents_zip.safetensors"],), "looks like a zip"),
+        Case("truncated latents file", "/decode_latents", (f["latents_truncated.safetensors"],),
+             "truncated or padded"),
+        Case("no latents file", "/decode_latents", (None,), "please upload a .safetensors latents file"),
         Case("text file as a PNG to read settings from", "/png_info", (f["text.png"],), UNREADABLE),
         Case("PNG without settings", "/png_info", (f["palette.png"],), "carries no generation settings"),
         Case("decompression bomb to read settings from", "/png_info", (f["bomb_real.png"],), "too large"),

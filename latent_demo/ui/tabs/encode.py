@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 import pandas as pd
+import torch
 from PIL import Image
 
 from latent_demo.compression import (
@@ -19,6 +20,9 @@ from latent_demo.compression import (
 from latent_demo.config import Settings
 from latent_demo.encoding import EncodeReport, encode_image
 from latent_demo.gpu_budget import fitted_size, vae_seconds
+from latent_demo.images import pixels_to_pil
+from latent_demo.latents import latents_to_pixels
+from latent_demo.latents_upload import read_latents_file
 from latent_demo.models import Models
 from latent_demo.serving.files import latents_file
 from latent_demo.ui import common
@@ -84,8 +88,39 @@ def compress_seconds(models: Models, settings: Settings, image: Image.Image, squ
     return vae_seconds(width, height, passes=3 + len(squeezes))  # encode, two decoders, one decode per squeeze
 
 
+def decode_job(models: Models, settings: Settings, latents: torch.Tensor, updates) -> Image.Image:
+    """Runs where the GPU is."""
+    return pixels_to_pil(latents_to_pixels(models.vae, latents))
+
+
+def decode_seconds(models: Models, settings: Settings, latents: torch.Tensor) -> int:
+    factor = models.vae_scale_factor
+    return vae_seconds(latents.shape[3] * factor, latents.shape[2] * factor, passes=1)
+
+
 # what this tab runs where the GPU is (registered by ui/app.py)
-JOBS = {"encode": (encode_job, encode_seconds), "compress": (compress_job, compress_seconds)}
+JOBS = {"encode": (encode_job, encode_seconds), "compress": (compress_job, compress_seconds),
+        "decode_latents": (decode_job, decode_seconds)}
+DecodeOutputs = named_outputs("DecodeOutputs", "decoded facts encoded")
+
+
+@user_errors
+def decode_latents(ctx: TabContext, latents_file) -> DecodeOutputs:
+    """A visitor's latents file, checked (latents_upload.py), decoded by the full VAE, and kept for the hand-offs."""
+    if not latents_file:
+        raise ValueError("please upload a .safetensors latents file first (Encode's or Generate's download)")
+    models, settings = ctx.models, ctx.settings
+    latents, metadata = read_latents_file(latents_file, models.latent_channels, settings.min_image_side,
+                                          settings.max_image_side, models.vae_scale_factor)
+    image = ctx.runner.run("decode_latents", latents)
+    made_by = metadata.get("model")
+    warning = ("" if made_by in (None, models.source) else
+               f"\n\n⚠️ These latents say they were made by **{made_by}**; they are decoded by **{models.source}**'s "
+               "VAE. Latents from another autoencoder decode wrongly: each latent space is its own.")
+    facts = (f"Decoded latents of shape `{tuple(latents.shape)}` into a {image.width}×{image.height} image, with no "
+             f"encoder involved. Send them on with \"Use these latents in img2img\" above.{warning}")
+    handed = EncodedImage(latents, image, source="an uploaded latents file")
+    return DecodeOutputs(decoded=image, facts=facts, encoded=handed)
 
 
 @user_errors
@@ -101,7 +136,7 @@ def encode(ctx: TabContext, image, fast_decode, lesson: LessonFigures | None = N
     return Outputs(channels=gallery, facts=describe(report, source), original=report.image,
                    reconstruction=report.reconstruction, error_map=report.error_map,
                    latents_file=latents_file(report.latents, ctx.models),
-                   encoded=EncodedImage(report.latents, report.image, source="Encode"), lesson=seen)
+                   encoded=EncodedImage(report.latents, report.image, source="the Encode tab"), lesson=seen)
 
 
 def decoded_caption(decoded: Decoded) -> str:
@@ -167,6 +202,7 @@ def build(ctx: TabContext) -> EncodeTab:
     ctx.examples([[path] for path in example_images()], [image], handler, [image, fast, ctx.lesson], outputs,
                  "Examples (click one to encode it)")
     build_compression(ctx, image)
+    build_decode(ctx)
     return EncodeTab(send_to_img2img=to_img2img, send_to_inpaint=to_inpaint)
 
 
@@ -187,3 +223,22 @@ def build_compression(ctx: TabContext, image: gr.Image) -> None:
         table = gr.Markdown(elem_id="compress-table")
     outputs = CompressOutputs(decoders=decoders, squeezed=squeezed, curve=curve, table=table, lesson=ctx.lesson)
     run.click(bound(compress, ctx), [image, squeezes, ctx.lesson], list(outputs), **ctx.model_job(api_name="compress"))
+
+
+DECODE_INTRO = """### Decode latents
+Each step of the flow stands alone: latents saved from Encode or Generate (`.safetensors`, one 4×H×W tensor) come
+back here, decode without any encoder, and can start img2img. Only the safetensors format is read."""
+
+
+def build_decode(ctx: TabContext) -> None:
+    """The 'Decode latents' section: a latents file in, its decode and the hand-off state out."""
+    gr.Markdown(DECODE_INTRO)
+    with gr.Row():
+        upload = gr.File(label="A latents file (.safetensors)", file_types=[".safetensors"], type="filepath",
+                         elem_id="decode-input")
+        run = gr.Button("Decode these latents", elem_id="decode-button")
+    with gr.Row():
+        decoded = gr.Image(label="Decoded", format="png", elem_id="decode-image")
+        facts = gr.Markdown(elem_id="decode-facts")
+    outputs = DecodeOutputs(decoded=decoded, facts=facts, encoded=ctx.encoded)
+    run.click(bound(decode_latents, ctx), [upload], list(outputs), **ctx.model_job(api_name="decode_latents"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import namedtuple
 from dataclasses import dataclass
 
@@ -14,7 +15,7 @@ from latent_demo.models import Models
 from latent_demo.params import MAX_GUIDANCE, MAX_SEED, GenerateParams
 from latent_demo.png_parameters import read_settings, scheduler_or_default, with_settings
 from latent_demo.reproducibility import RunComparison, compare_runs, fingerprint
-from latent_demo.serving.files import to_gif
+from latent_demo.serving.files import latents_file, to_gif
 from latent_demo.serving.runner import Step
 from latent_demo.tasks import TaskResult, generate, planned_steps
 from latent_demo.ui import common, controls
@@ -81,7 +82,7 @@ def run(ctx: TabContext, prompt, negative_prompt, seed, randomize, steps, guidan
             yield Outputs(used_seed=params.seed, live=picture, status=common.step_status(update, total))
             continue
         result = update  # the pictures are made here, off the GPU's clock; the image is shown first
-        with_settings(result.image, controls.generation_settings(ctx.models, params, result))
+        with_settings(result.image, controls.generation_settings(ctx.models, params, result.image))
         scale = channel_scale(result.start_latents)
         noise = [upscale(image, scale) for image in latents_to_channel_images(result.start_latents)]
         status = (f"Seed **{result.seed}** · {common.format_timings(result.timings)}"
@@ -138,6 +139,16 @@ def fillable(ctx: TabContext, values: dict) -> tuple[dict, dict]:
         else:
             fills[name] = scheduler_or_default(value) if name == "scheduler" else value
     return fills, skipped
+
+
+@user_errors
+def final_latents(ctx: TabContext, last_run: LastRun | None) -> str:
+    """The visitor's last result's final latents as a file, its settings (the PNG's JSON) in the metadata."""
+    if last_run is None:
+        raise ValueError("generate an image first: its final latents are saved from the last run")
+    settings = controls.generation_settings(ctx.models, last_run.params, last_run.image)
+    return latents_file(last_run.latents, ctx.models, "generated-latents",
+                        settings=json.dumps(settings.__dict__, ensure_ascii=False))
 
 
 SEE_THE_STEPS = 4
@@ -245,6 +256,11 @@ def build(ctx: TabContext) -> GenerateTab:
                                  f"See the steps: the same model at {rows[0][1]} steps (click to generate)")
     else:
         steps_run = None
+    with gr.Row():
+        latents_button = gr.Button("Final latents as .safetensors (with the settings in its metadata)",
+                                   elem_id="generate-latents-button")
+        latents_download = gr.File(label="The final latents, before the decoder", elem_id="generate-latents")
+    latents_button.click(bound(final_latents, ctx), [last_run], [latents_download], api_visibility="private")
     with gr.Accordion("Read settings from a PNG (made here or by AUTOMATIC1111)", open=False):
         png = common.image_upload(ctx.settings, label="Drop a PNG: its settings fill the controls above",
                                   elem_id="png-info-input")

@@ -92,8 +92,8 @@ def run(ctx: TabContext, source, image, prompt, negative_prompt, seed, randomize
                           status=step_status(update, total))
             continue
         result = update
-        with_settings(result.image, controls.generation_settings(models, params, result, params.strength))
-        origin = f"From the latents {encoded.source} handed over (no re-encode). " if source == FROM_ENCODE else ""
+        with_settings(result.image, controls.generation_settings(models, params, result.image, params.strength))
+        origin = f"From the latents of {encoded.source} (no re-encode). " if source == FROM_ENCODE else ""
         summary = (f"{origin}Started at step **{result.start_step} of {params.num_inference_steps}** "
                    f"(strength {params.strength:g} → {len(result.timesteps)} steps run"
                    f"{', first t = ' + str(result.timesteps[0]) if result.timesteps else ''}). "

@@ -77,7 +77,7 @@ def run(ctx: TabContext, editor, prompt, negative_prompt, seed, randomize, steps
                           status=common.step_status(update, total))
             continue
         result = update
-        with_settings(result.image, controls.generation_settings(models, params, result, params.strength))
+        with_settings(result.image, controls.generation_settings(models, params, result.image, params.strength))
         grid, covered, cells = mask_on_latent_grid(result, models.vae_scale_factor)
         summary = (f"Method: **{result.method}**. The mask covers {covered} of {cells} latent cells. "
                    f"Seed **{result.seed}** · {common.format_timings(result.timings)}{controls.result_notes(result)}")
