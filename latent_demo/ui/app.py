@@ -21,7 +21,10 @@ log = logging.getLogger(__name__)
 TITLE = "latent-demo: see how latent diffusion works"
 # Step pictures come at 4 px per latent cell (serving/previews.PREVIEW_CELL_PX): the page enlarges them to fill their
 # frame, with hard edges, so each latent cell stays a visible square.
+# The banner keeps its own colours in both themes: amber on cream, dark text (contrast ≈ 13:1; a light theme's text
+# colour on it would be unreadable in dark mode).
 CSS = ("#offline-banner {border: 2px solid #d97706; border-radius: 8px; padding: 4px 12px; background: #fef3c7}\n"
+       "#offline-banner, #offline-banner * {color: #451a03 !important}\n"
        ".latent-steps img {image-rendering: pixelated; object-fit: contain !important}")
 
 
