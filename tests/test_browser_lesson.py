@@ -63,6 +63,19 @@ def test_generate_shows_the_predicted_clean_image_beside_the_noisy_latents(visit
     shot(visitor, "lesson-6-compare")
 
 
+def test_the_toy_encoder_and_the_posterior_on_the_encode_tabs_image(visitor: Page):
+    visitor.locator("button:has(img[src*='astronaut'])").first.click()
+    expect(visitor.locator("#encode-facts")).to_contain_text("48× fewer", timeout=SLOW)
+    visitor.locator("#toy-button").click()
+    expect(visitor.locator("#toy-facts")).to_contain_text("1.5×", timeout=SLOW)
+    expect(visitor.locator("#toy-channels img")).to_have_count(4)
+    visitor.locator("#posterior-button").click()
+    expect(visitor.locator("#posterior-note")).to_contain_text("img2img draws a sample", timeout=SLOW)
+    expect(visitor.locator("#posterior-maps img")).to_have_count(8)
+    expect(visitor.locator("#posterior-decoded img")).to_have_count(3)
+    shot(visitor, "lesson-7-encoder-side")
+
+
 def test_encode_then_compare_decoders_and_squeeze(visitor: Page):
     visitor.locator("button:has(img[src*='astronaut'])").first.click()
     expect(visitor.locator("#encode-facts")).to_contain_text("48× fewer", timeout=SLOW)

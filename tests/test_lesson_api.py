@@ -149,3 +149,14 @@ def test_run_again_and_compare_reports_identical_runs(client):
     status = client.predict("a fox", "", 11, False, 2, 0.0, DEFAULT, SIDE, SIDE, False, api_name="/generate")[6]
     latents_print = report.split("| latents | `")[1].split("`")[0]
     assert f"latents `{latents_print}`" in status  # the same request gives the fingerprint /compare_runs showed
+
+
+def test_the_toy_encoder_and_the_posterior(client):
+    channels, facts = client.predict(handle_file(asset("astronaut.png")), api_name="/toy_encoder")
+    assert len(channels) == 4 and channels[0]["caption"] == "toy channel 0"
+    assert f"| 32×{SIDE // 4}×{SIDE // 4} | {32 * (SIDE // 4) ** 2:,} | 1.5× |" in facts
+    assert f"| 4×{SIDE // 8}×{SIDE // 8} | {4 * (SIDE // 8) ** 2:,} | 48× |" in facts
+    maps, decoded, note = client.predict(handle_file(asset("astronaut.png")), 5, api_name="/posterior")
+    assert [item["caption"] for item in maps[:2]] == ["mean, channel 0", "std, channel 0"] and len(maps) == 8
+    assert len(decoded) == 3 and decoded[0]["caption"].startswith("the mean, decoded")
+    assert "img2img draws a sample" in note

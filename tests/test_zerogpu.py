@@ -199,6 +199,8 @@ def test_every_other_endpoint_works_through_the_worker(zclient, zerogpu_app):
     decoded, facts = zclient.predict(handle_file(latents_file), api_name="/decode_latents")
     assert Image.open(decoded).size == Image.open(reconstruction).size and "no encoder involved" in facts
     assert calls(log)[-1]["args"][:2] == ["decode_latents", "Tensor"]
+    maps, decoded, note = zclient.predict(handle_file(asset("coffee.png")), 2, api_name="/posterior")
+    assert len(decoded) == 3 and calls(log)[-1]["args"][0] == "posterior"
 
 
 def test_errors_cross_the_process_boundary_readably(zclient, tmp_path):

@@ -1,0 +1,87 @@
+"""The encoder's side of the lesson: the lesson's own two-convolution toy encoder next to the VAE's, and the VAE's
+posterior as the distribution it is (a mean and a spread per latent value), not only its mean."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from latent_demo.images import psnr
+from latent_demo.latents import convolution_layout, latents_to_pixels
+from latent_demo.models import Models
+
+TOY_SEED = 0  # the toy encoder is untrained: its weights are PyTorch's default init from this seed
+
+
+def toy_encoder() -> nn.Sequential:
+    """The lesson's minimal example exactly as printed: halve the size twice while multiplying the channels."""
+    torch.manual_seed(TOY_SEED)
+    return nn.Sequential(
+        nn.Conv2d(3, 16, kernel_size=3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, kernel_size=3, stride=2, padding=1),
+    ).eval()
+
+
+@dataclass(frozen=True)
+class ToyEncoding:
+    pixel_shape: tuple[int, ...]  # (3, H, W)
+    toy_shape: tuple[int, ...]  # (32, H/4, W/4)
+    vae_shape: tuple[int, ...]  # (4, H/8, W/8)
+    features: torch.Tensor  # the toy encoder's output, (1, 32, H/4, W/4)
+
+    @staticmethod
+    def values(shape: tuple[int, ...]) -> int:
+        count = 1
+        for side in shape:
+            count *= side
+        return count
+
+    @property
+    def toy_ratio(self) -> float:
+        """How many times fewer values than the pixels (1.5 at any size)."""
+        return self.values(self.pixel_shape) / self.values(self.toy_shape)
+
+    @property
+    def vae_ratio(self) -> float:
+        return self.values(self.pixel_shape) / self.values(self.vae_shape)
+
+
+@torch.inference_mode()
+def encode_with_toy(models: Models, pixels: torch.Tensor) -> ToyEncoding:
+    """pixels (1, 3, H, W) in [-1, 1] -> the toy encoder's features, with the VAE's latent shape for comparison."""
+    features = toy_encoder()(pixels.float().cpu())
+    _, channels, height, width = models.latent_shape(pixels.shape[2], pixels.shape[3])
+    return ToyEncoding(tuple(pixels.shape[1:]), tuple(features.shape[1:]), (channels, height, width), features)
+
+
+@dataclass(frozen=True)
+class Posterior:
+    """The VAE encoder's output for one image: a Gaussian per latent value. Tensors float32 on the CPU, scaled by
+    scaling_factor as the latents the app shows are."""
+
+    mean: torch.Tensor
+    std: torch.Tensor  # exp(0.5 · logvar) × scaling_factor
+    samples: list[torch.Tensor]  # draws mean + std · ε
+    mean_decoded: torch.Tensor  # pixels
+    samples_decoded: list[torch.Tensor]
+    sample_psnr_db: list[float]  # each sample's decode against the mean's decode
+    mean_psnr_db: float  # the mean's decode against the original
+
+
+@torch.inference_mode()
+def posterior(models: Models, pixels: torch.Tensor, seed: int, count: int = 2) -> Posterior:
+    """Encode once; decode the mean and `count` samples drawn from the seed (as img2img draws one)."""
+    vae = models.vae
+    distribution = vae.encode(convolution_layout(pixels.to(device=vae.device, dtype=vae.dtype))).latent_dist
+    scale = vae.config.scaling_factor
+    mean = (distribution.mean * scale).float().cpu().contiguous()
+    std = (distribution.std * scale).float().cpu().contiguous()
+    generator = torch.Generator("cpu").manual_seed(seed)
+    samples = [mean + std * torch.randn(mean.shape, generator=generator) for _ in range(count)]
+    mean_decoded = latents_to_pixels(vae, mean)
+    decoded = [latents_to_pixels(vae, sample) for sample in samples]
+    return Posterior(mean, std, samples, mean_decoded, decoded, [psnr(mean_decoded, d) for d in decoded],
+                     psnr(pixels, mean_decoded))

@@ -1,0 +1,32 @@
+"""The encoder's side: the lesson's toy encoder counted, the posterior's spread against an independent computation."""
+
+import pytest
+import torch
+from conftest import make_image
+
+from latent_demo.encoder_side import encode_with_toy, posterior, toy_encoder
+from latent_demo.images import pil_to_pixels
+
+
+@pytest.mark.parametrize("side, toy_values, vae_values", [(64, 32 * 16 * 16, 4 * 8 * 8),
+                                                          (512, 524_288, 16_384)])
+def test_the_toy_encoder_keeps_two_thirds_of_the_values(models, side, toy_values, vae_values):
+    encoded = encode_with_toy(models, torch.zeros(1, 3, side, side))
+    assert encoded.values(encoded.toy_shape) == toy_values and encoded.values(encoded.vae_shape) == vae_values
+    assert encoded.toy_ratio == 1.5 and encoded.vae_ratio == 48
+    assert [type(layer).__name__ for layer in toy_encoder()] == ["Conv2d", "ReLU", "Conv2d"]
+    assert torch.equal(toy_encoder()[0].weight, toy_encoder()[0].weight)  # fixed seed: the same toy every time
+
+
+def test_the_posteriors_spread_is_exp_half_logvar(models):
+    pixels = pil_to_pixels(make_image(64, 64))
+    result = posterior(models, pixels, seed=3)
+    with torch.inference_mode():
+        moments = models.vae.quant_conv(models.vae.encoder(pixels))  # the encoder's raw output: mean | logvar
+    mean, logvar = moments.chunk(2, dim=1)
+    scale = models.vae.config.scaling_factor
+    torch.testing.assert_close(result.std, torch.exp(0.5 * logvar.clamp(-30, 20)) * scale, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(result.mean, mean * scale, rtol=1e-4, atol=1e-5)
+    assert len(result.samples) == 2 and not torch.equal(result.samples[0], result.samples[1])
+    again = posterior(models, pixels, seed=3)
+    assert torch.equal(again.samples[0], result.samples[0])  # the seed fixes the draws
