@@ -3,12 +3,15 @@ posterior as the distribution it is (a mean and a spread per latent value), not 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import torch
+from diffusers import AutoencoderKL, AutoencoderTiny
+from PIL import Image
 from torch import nn
 
-from latent_demo.images import psnr
+from latent_demo.images import error_heatmap, psnr
 from latent_demo.latents import convolution_layout, latents_to_pixels
 from latent_demo.models import Models
 
@@ -85,3 +88,49 @@ def posterior(models: Models, pixels: torch.Tensor, seed: int, count: int = 2) -
     decoded = [latents_to_pixels(vae, sample) for sample in samples]
     return Posterior(mean, std, samples, mean_decoded, decoded, [psnr(mean_decoded, d) for d in decoded],
                      psnr(pixels, mean_decoded))
+
+
+@dataclass(frozen=True)
+class GridCell:
+    """One encoder × decoder pair on the visitor's image."""
+
+    encoder: str
+    decoder: str
+    reconstruction: torch.Tensor  # pixels in about [-1, 1]
+    psnr_db: float
+    error_map: Image.Image
+    encode_seconds: float
+    decode_seconds: float
+
+
+def autoencoders(models: Models) -> dict[str, AutoencoderKL | AutoencoderTiny]:
+    """The autoencoders loaded: the full VAE, and TAESD (`--fast-decoder`) when it is loaded; TAESD has an encoder
+    too, trained to give latents the full VAE's decoder also reads."""
+    found = {"full VAE": models.vae}
+    if models.fast_decoder is not None:
+        found["TAESD"] = models.fast_decoder
+    return found
+
+
+@torch.inference_mode()
+def encode_with(encoder: AutoencoderKL | AutoencoderTiny, pixels: torch.Tensor) -> torch.Tensor:
+    """pixels in [-1, 1] -> latents × scaling_factor (the posterior mean for the VAE; TAESD's are already scaled)."""
+    batch = convolution_layout(pixels.to(device=encoder.device, dtype=encoder.dtype))
+    if isinstance(encoder, AutoencoderTiny):
+        return encoder.encode(batch).latents.float().cpu()
+    return (encoder.encode(batch).latent_dist.mean * encoder.config.scaling_factor).float().cpu()
+
+
+def encoder_decoder_grid(models: Models, pixels: torch.Tensor) -> list[GridCell]:
+    """Every loaded encoder × every loaded decoder: which of the two loses what (encoder error vs decoder error)."""
+    cells = []
+    for encoder_name, encoder in autoencoders(models).items():
+        started = time.perf_counter()
+        latents = encode_with(encoder, pixels)
+        encoded = time.perf_counter() - started
+        for decoder_name, decoder in autoencoders(models).items():
+            started = time.perf_counter()
+            rebuilt = latents_to_pixels(decoder, latents)
+            cells.append(GridCell(encoder_name, decoder_name, rebuilt, psnr(pixels, rebuilt),
+                                  error_heatmap(pixels, rebuilt), encoded, time.perf_counter() - started))
+    return cells

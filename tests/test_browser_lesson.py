@@ -73,6 +73,8 @@ def test_the_toy_encoder_and_the_posterior_on_the_encode_tabs_image(visitor: Pag
     expect(visitor.locator("#posterior-note")).to_contain_text("img2img draws a sample", timeout=SLOW)
     expect(visitor.locator("#posterior-maps img")).to_have_count(8)
     expect(visitor.locator("#posterior-decoded img")).to_have_count(3)
+    visitor.locator("#grid-button").click()
+    expect(visitor.locator("#grid-table")).to_contain_text("the grid is 1×1", timeout=SLOW)
     shot(visitor, "lesson-7-encoder-side")
 
 

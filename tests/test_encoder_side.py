@@ -30,3 +30,31 @@ def test_the_posteriors_spread_is_exp_half_logvar(models):
     assert len(result.samples) == 2 and not torch.equal(result.samples[0], result.samples[1])
     again = posterior(models, pixels, seed=3)
     assert torch.equal(again.samples[0], result.samples[0])  # the seed fixes the draws
+
+
+def test_the_encoder_decoder_grid_equals_direct_diffusers_calls(models):
+    import dataclasses
+
+    from diffusers import AutoencoderTiny
+
+    from latent_demo.encoder_side import encoder_decoder_grid
+
+    torch.manual_seed(0)
+    taesd = AutoencoderTiny().eval()
+    pixels = pil_to_pixels(make_image(64, 64))
+    assert len(encoder_decoder_grid(models, pixels)) == 1  # no fast decoder loaded: the full VAE alone
+    cells = {(c.encoder, c.decoder): c for c in encoder_decoder_grid(dataclasses.replace(models, fast_decoder=taesd),
+                                                                     pixels)}
+    assert set(cells) == {(e, d) for e in ("full VAE", "TAESD") for d in ("full VAE", "TAESD")}
+    scale = models.vae.config.scaling_factor
+    with torch.inference_mode():
+        vae_latents = models.vae.encode(pixels).latent_dist.mean * scale
+        taesd_latents = taesd.encode(pixels).latents
+        expected = {("full VAE", "full VAE"): models.vae.decode(vae_latents / scale).sample,
+                    ("full VAE", "TAESD"): taesd.decode(vae_latents).sample,
+                    ("TAESD", "full VAE"): models.vae.decode(taesd_latents / scale).sample,
+                    ("TAESD", "TAESD"): taesd.decode(taesd_latents).sample}
+    for key, reference in expected.items():
+        torch.testing.assert_close(cells[key].reconstruction, reference, rtol=1e-4, atol=1e-4)
+        assert cells[key].psnr_db == pytest.approx(
+            10 * torch.log10(4 / (pixels - reference.clamp(-1, 1)).pow(2).mean()).item(), abs=1e-3)

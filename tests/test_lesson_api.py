@@ -160,3 +160,9 @@ def test_the_toy_encoder_and_the_posterior(client):
     assert [item["caption"] for item in maps[:2]] == ["mean, channel 0", "std, channel 0"] and len(maps) == 8
     assert len(decoded) == 3 and decoded[0]["caption"].startswith("the mean, decoded")
     assert "img2img draws a sample" in note
+
+
+def test_the_encoder_decoder_grid_is_one_by_one_without_a_fast_decoder(client):
+    pictures, errors, table = client.predict(handle_file(asset("coffee.png")), api_name="/encoder_grid")
+    assert [item["caption"].split(":")[0] for item in pictures] == ["full VAE encoder → full VAE decoder"]
+    assert len(errors) == 1 and "the grid is 1×1" in table and "| full VAE | full VAE |" in table

@@ -179,6 +179,7 @@ def cases(files: dict[str, str]) -> list[Case]:
              "truncated or padded"),
         Case("no latents file", "/decode_latents", (None,), "please upload a .safetensors latents file"),
         Case("no image for the toy encoder", "/toy_encoder", (None,), "please upload an image"),
+        Case("bad file for the encoder grid", "/encoder_grid", (f["truncated.png"],), UNREADABLE + "|damaged"),
         Case("bad file for the toy encoder", "/toy_encoder", (f["text.png"],), UNREADABLE),
         Case("posterior seed NaN", "/posterior", (f["palette.png"], NAN), "seed must be|not a valid value"),
         Case("posterior of a 1-pixel image", "/posterior", (f["one_pixel.png"], 0), "at least 64 px"),

@@ -18,17 +18,15 @@ from latent_demo.compression import (
     compare_compression,
 )
 from latent_demo.config import Settings
-from latent_demo.encoder_side import Posterior, ToyEncoding, encode_with_toy, posterior
 from latent_demo.encoding import EncodeReport, encode_image
 from latent_demo.gpu_budget import fitted_size, vae_seconds
-from latent_demo.images import pil_to_pixels, pixels_to_pil, prepare_image
-from latent_demo.latents import latents_to_channel_images, latents_to_pixels
+from latent_demo.images import pixels_to_pil
+from latent_demo.latents import latents_to_pixels
 from latent_demo.latents_upload import read_latents_file
 from latent_demo.models import Models
 from latent_demo.serving.files import latents_file
-from latent_demo.ui import common
+from latent_demo.ui import common, encoder_views
 from latent_demo.ui.common import TabContext, bound, named_outputs, user_errors
-from latent_demo.ui.controls import pick_seed
 from latent_demo.ui.examples import example_images
 from latent_demo.ui.pictures import channel_scale, upscale
 from latent_demo.ui.state import EncodedImage, LessonFigures, figures
@@ -100,19 +98,9 @@ def decode_seconds(models: Models, settings: Settings, latents: torch.Tensor) ->
     return vae_seconds(latents.shape[3] * factor, latents.shape[2] * factor, passes=1)
 
 
-def posterior_job(models: Models, settings: Settings, image: Image.Image, seed: int, updates) -> Posterior:
-    """Runs where the GPU is."""
-    prepared = prepare_image(image, settings.max_image_side, settings.min_image_side, models.vae_scale_factor)
-    return posterior(models, pil_to_pixels(prepared), seed)
-
-
-def posterior_seconds(models: Models, settings: Settings, image: Image.Image, seed: int) -> int:
-    return vae_seconds(*fitted_size(*image.size, settings.max_image_side), passes=4)  # encode, 3 decodes
-
-
 # what this tab runs where the GPU is (registered by ui/app.py)
 JOBS = {"encode": (encode_job, encode_seconds), "compress": (compress_job, compress_seconds),
-        "decode_latents": (decode_job, decode_seconds), "posterior": (posterior_job, posterior_seconds)}
+        "decode_latents": (decode_job, decode_seconds), **encoder_views.JOBS}
 DecodeOutputs = named_outputs("DecodeOutputs", "decoded facts encoded")
 
 
@@ -214,7 +202,7 @@ def build(ctx: TabContext) -> EncodeTab:
     ctx.examples([[path] for path in example_images()], [image], handler, [image, fast, ctx.lesson], outputs,
                  "Examples (click one to encode it)")
     build_compression(ctx, image)
-    build_encoder_side(ctx, image)
+    encoder_views.build(ctx, image)
     build_decode(ctx)
     return EncodeTab(send_to_img2img=to_img2img, send_to_inpaint=to_inpaint)
 
@@ -235,6 +223,7 @@ def build_compression(ctx: TabContext, image: gr.Image) -> None:
                             title="PSNR against compression", elem_id="compress-curve")
         table = gr.Markdown(elem_id="compress-table")
     outputs = CompressOutputs(decoders=decoders, squeezed=squeezed, curve=curve, table=table, lesson=ctx.lesson)
+    encoder_views.build_grid(ctx, image)
     run.click(bound(compress, ctx), [image, squeezes, ctx.lesson], list(outputs), **ctx.model_job(api_name="compress"))
 
 
@@ -257,70 +246,3 @@ def build_decode(ctx: TabContext) -> None:
     run.click(bound(decode_latents, ctx), [upload], list(outputs), **ctx.model_job(api_name="decode_latents"))
 
 
-@user_errors
-def toy(ctx: TabContext, image) -> tuple[list, str]:
-    """The lesson's toy encoder on the visitor's image (untrained, fixed seed: no model job, a few ms on a CPU)."""
-    prepared = prepare_image(common.load_upload(image, ctx.settings), ctx.settings.max_image_side,
-                             ctx.settings.min_image_side, ctx.models.vae_scale_factor)
-    encoded = encode_with_toy(ctx.models, pil_to_pixels(prepared))
-    shape = lambda dims: "×".join(map(str, dims))  # noqa: E731
-    values = ToyEncoding.values
-    facts = (f"| | shape | values | fewer than the pixels |\n|---|---|---|---|\n"
-             f"| pixels | {shape(encoded.pixel_shape)} | {values(encoded.pixel_shape):,} | |\n"
-             f"| the lesson's toy encoder (2 convolutions, stride 2) | {shape(encoded.toy_shape)} | "
-             f"{values(encoded.toy_shape):,} | {encoded.toy_ratio:.1f}× |\n"
-             f"| the VAE's latents | {shape(encoded.vae_shape)} | {values(encoded.vae_shape):,} | "
-             f"{encoded.vae_ratio:.0f}× |\n\nHalving the size twice while multiplying the channels by ten is "
-             "hardly compression: the toy keeps two thirds of the values. The VAE's 4 channels at 1/8 of the side are "
-             "a choice, and training makes them enough to rebuild the picture.")
-    scale = channel_scale(encoded.features)
-    channels = [(upscale(picture, scale), f"toy channel {c}")
-                for c, picture in enumerate(latents_to_channel_images(encoded.features)[:4])]
-    return channels, facts
-
-
-@user_errors
-def show_posterior(ctx: TabContext, image, seed) -> tuple[list, list, str]:
-    seed = pick_seed(seed, False)
-    result = ctx.runner.run("posterior", common.load_upload(image, ctx.settings), seed)
-    scale = channel_scale(result.mean)
-    maps = [(upscale(picture, scale), f"{what}, channel {c}") for c, pair in enumerate(zip(
-        latents_to_channel_images(result.mean), latents_to_channel_images(result.std), strict=True))
-        for picture, what in zip(pair, ("mean", "std"), strict=True)]
-    decoded = [(pixels_to_pil(result.mean_decoded), f"the mean, decoded: {result.mean_psnr_db:.1f} dB vs original")]
-    decoded += [(pixels_to_pil(pixels), f"sample {i + 1}, decoded: {value:.1f} dB vs the mean's")
-                for i, (pixels, value) in enumerate(zip(result.samples_decoded, result.sample_psnr_db, strict=True))]
-    spread = result.std.mean().item() / result.mean.std().item()
-    note = (f"The encoder outputs a Gaussian per latent value: a mean and a standard deviation (on average "
-            f"{spread:.1%} of the latents' spread). Encode shows the mean, so the same image always gives the same "
-            f"latents; img2img draws a sample, as diffusers' img2img does, so its starting point varies a little with "
-            f"the seed. Two samples here decode {min(result.sample_psnr_db):.1f}–{max(result.sample_psnr_db):.1f} dB "
-            f"from the mean's decode.")
-    return maps, decoded, note
-
-
-ENCODER_INTRO = """### The encoder's side
-**The lesson's toy encoder** (two convolutions, untrained) against the VAE's encoder, in values kept; and **the
-posterior**: what the VAE encoder really outputs is a distribution."""
-
-
-def build_encoder_side(ctx: TabContext, image: gr.Image) -> None:
-    """The toy encoder and the posterior, on the Encode tab's image."""
-    gr.Markdown(ENCODER_INTRO)
-    toy_button = gr.Button("Run the lesson's toy encoder", elem_id="toy-button")
-    with gr.Row():
-        toy_channels = gr.Gallery(label="4 of the toy encoder's 32 channels", columns=4, height="auto", format="png",
-                                  elem_id="toy-channels")
-        toy_facts = gr.Markdown(elem_id="toy-facts")
-    toy_button.click(bound(toy, ctx), [image], [toy_channels, toy_facts], api_name="toy_encoder",
-                     concurrency_limit=None)
-    with gr.Row():
-        seed = gr.Number(label="Seed of the samples", value=0, precision=0, minimum=0, elem_id="posterior-seed")
-        run = gr.Button("Show the posterior: mean, spread and samples", elem_id="posterior-button")
-    maps = gr.Gallery(label="Per channel: the mean and the standard deviation", columns=4, height="auto",
-                      format="png", elem_id="posterior-maps")
-    with gr.Row():
-        decoded = gr.Gallery(label="The mean and two samples, decoded", columns=3, height="auto", format="png",
-                             elem_id="posterior-decoded")
-        note = gr.Markdown(elem_id="posterior-note")
-    run.click(bound(show_posterior, ctx), [image, seed], [maps, decoded, note], **ctx.model_job(api_name="posterior"))
