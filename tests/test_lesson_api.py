@@ -142,6 +142,9 @@ def test_the_guidance_view_decomposes_each_guided_step(client):
 
 
 def test_run_again_and_compare_reports_identical_runs(client):
+    from gradio_client import Client
+
+    client = Client(client.src, verbose=False)  # a new visitor: no last run in the session, so it runs twice
     heatmap, report = client.predict("a fox", "", 11, False, 2, 0.0, DEFAULT, SIDE, SIDE, False,
                                      api_name="/compare_runs")
     assert "The same request, run twice" in report and "**Identical**" in report and "Settings changed: none" in report
