@@ -3,6 +3,7 @@ posterior as the distribution it is (a mean and a spread per latent value), not 
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -19,13 +20,21 @@ TOY_SEED = 0  # the toy encoder is untrained: its weights are PyTorch's default 
 
 
 def toy_encoder() -> nn.Sequential:
-    """The lesson's minimal example exactly as printed: halve the size twice while multiplying the channels."""
-    torch.manual_seed(TOY_SEED)
-    return nn.Sequential(
+    """The lesson's minimal example exactly as printed: halve the size twice while multiplying the channels.
+    Untrained: every weight and bias drawn as PyTorch's default init draws them (uniform within 1/√fan_in), from a
+    generator of its own, so the process's random state is left alone (requests run in parallel threads)."""
+    toy = nn.Sequential(
         nn.Conv2d(3, 16, kernel_size=3, stride=2, padding=1),
         nn.ReLU(),
         nn.Conv2d(16, 32, kernel_size=3, stride=2, padding=1),
     ).eval()
+    generator = torch.Generator().manual_seed(TOY_SEED)
+    with torch.no_grad():
+        for conv in (toy[0], toy[2]):
+            bound = 1 / math.sqrt(conv.weight[0].numel())
+            for parameter in (conv.weight, conv.bias):
+                parameter.uniform_(-bound, bound, generator=generator)
+    return toy
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import struct
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 
 MAX_HEADER_BYTES = 64 * 1024  # a header describing one tensor is a few hundred bytes
@@ -29,15 +30,19 @@ def read_latents_file(path: str | Path, channels: int, min_side: int, max_side: 
     data = Path(path).read_bytes()
     name, entry, metadata, start = _header(data)
     shape = _checked_shape(entry, channels, min_side, max_side, factor)
-    begin, end = entry.get("data_offsets", [None, None])
+    offsets = entry.get("data_offsets")
     expected = math.prod(shape) * DTYPES[entry["dtype"]]
-    if begin != 0 or not isinstance(end, int) or end - begin != expected:
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_int(o) for o in offsets)
+            and offsets[0] == 0 and offsets[1] == expected):
         raise ValueError(f"the tensor's byte range {entry.get('data_offsets')} does not match its shape and dtype "
                          f"({expected:,} bytes)")
     if len(data) - start != expected:
         raise ValueError(f"the file is truncated or padded: {len(data) - start:,} data bytes for a tensor of "
                          f"{expected:,}")
-    latents = load_safetensors(data)[name].float().reshape(1, *shape[-3:])
+    try:
+        latents = load_safetensors(data)[name].float().reshape(1, *shape[-3:])
+    except SafetensorError as err:  # what our checks let through and the format's own parser refuses
+        raise ValueError(f"not a valid .safetensors file ({err})") from None
     if not torch.isfinite(latents).all():
         raise ValueError("the latents contain NaN or infinite values")
     peak = latents.abs().max().item()
@@ -58,11 +63,13 @@ def _header(data: bytes) -> tuple[str, dict, dict, int]:
         raise ValueError(f"not a .safetensors latents file{kind}: its header claims {length:,} bytes")
     try:
         header = json.loads(data[8:8 + length])
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise ValueError("not a .safetensors file: its header is not JSON") from None
     if not isinstance(header, dict):
         raise ValueError("not a .safetensors file: its header is not a JSON object")
-    metadata = header.pop("__metadata__", None) or {}
+    metadata = header.pop("__metadata__", {})
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise ValueError("not a .safetensors file: its metadata is not text")
     if len(header) != 1:
         raise ValueError(f"the file holds {len(header)} tensors; a latents file holds exactly one")
     (name, entry), = header.items()
@@ -71,11 +78,15 @@ def _header(data: bytes) -> tuple[str, dict, dict, int]:
     return name, entry, metadata, 8 + length
 
 
+def _is_int(value) -> bool:
+    return type(value) is int  # not bool, not float: JSON's true and 0.0 equal 1 and 0 in Python
+
+
 def _checked_shape(entry: dict, channels: int, min_side: int, max_side: int, factor: int) -> tuple[int, ...]:
     dtype, shape = entry.get("dtype"), entry.get("shape")
     if dtype not in DTYPES:
         raise ValueError(f"the tensor's dtype is {dtype}; latents are float32, float16 or bfloat16")
-    if not isinstance(shape, list) or not all(isinstance(side, int) and side >= 0 for side in shape):
+    if not isinstance(shape, list) or not all(_is_int(side) and side >= 0 for side in shape):
         raise ValueError("not a .safetensors file: the tensor's shape is malformed")
     if len(shape) not in (3, 4) or (len(shape) == 4 and shape[0] != 1):
         raise ValueError(f"the tensor has shape {tuple(shape)}; latents are {channels}×H×W or 1×{channels}×H×W")

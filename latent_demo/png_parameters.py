@@ -12,8 +12,9 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from PIL import Image, PngImagePlugin
+from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
+from latent_demo.images import UNREADABLE, check_pixel_count
 from latent_demo.schedulers import MODEL_DEFAULT, SCHEDULER_NAMES
 
 A1111_KEY = "parameters"  # the PNG text chunk AUTOMATIC1111 writes and reads
@@ -87,8 +88,13 @@ def png_info(settings: GenerationSettings) -> PngImagePlugin.PngInfo:
     return info
 
 
+MAX_TEXT = 20_000  # characters: a long prompt and its settings fit; the parser's pattern must not see megabytes
+
+
 def parse_a1111(text: str) -> ReadSettings:
     """AUTOMATIC1111's `parameters` text -> what our controls take; keys we have no control for are listed apart."""
+    if len(text) > MAX_TEXT:
+        raise ValueError(f"the PNG's parameters text is {len(text):,} characters; the limit is {MAX_TEXT:,}")
     lines = text.strip().split("\n")
     last = lines[-1] if len(PAIR.findall(lines[-1])) >= 3 else ""
     if last:
@@ -113,7 +119,7 @@ def parse_a1111(text: str) -> ReadSettings:
             unsupported[key] = value
     if "size" in values:
         width, _, height = values.pop("size").partition("x")
-        if width.isdigit() and height.isdigit():
+        if all(side.isascii() and side.isdecimal() for side in (width, height)):
             values["width"], values["height"] = int(width), int(height)
     if "scheduler" in values and values["scheduler"] not in SCHEDULER_NAMES:
         unsupported["Sampler"] = values.pop("scheduler")
@@ -124,9 +130,11 @@ def read_settings(image: Image.Image) -> ReadSettings:
     """The settings a PNG carries: our exact chunk where there is one, else AUTOMATIC1111's; ValueError if none."""
     text = getattr(image, "text", None) or image.info
     if OUR_KEY in text:
+        if len(text[OUR_KEY]) > MAX_TEXT:
+            raise ValueError(f"the PNG's {OUR_KEY!r} chunk is over {MAX_TEXT:,} characters")
         try:
             values = json.loads(text[OUR_KEY])
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             raise ValueError(f"the PNG's {OUR_KEY!r} chunk is not valid JSON") from None
         known = {name for name in GenerationSettings.__dataclass_fields__}
         if not isinstance(values, dict) or not {"prompt", "seed", "steps"} <= values.keys():
@@ -135,6 +143,24 @@ def read_settings(image: Image.Image) -> ReadSettings:
     if A1111_KEY in text:
         return parse_a1111(str(text[A1111_KEY]))
     raise ValueError("this image carries no generation settings (no 'parameters' or 'latent-demo' text chunk)")
+
+
+def read_settings_from_file(path: str, max_pixels: int) -> ReadSettings:
+    """An uploaded file's settings, read from its text chunks as they are (before any conversion, which would drop
+    them): the pixel limit checked first, anything unreadable a ValueError."""
+    try:
+        with Image.open(path) as image:
+            check_pixel_count(image.size, max_pixels)
+            image.load()  # text chunks after the image data arrive with it
+            return read_settings(image)
+    except Image.DecompressionBombError:
+        raise ValueError(f"the image is too large to read safely; the limit is {max_pixels:,} pixels") from None
+    except UnidentifiedImageError:
+        raise ValueError(UNREADABLE) from None
+    except (OSError, SyntaxError, EOFError) as err:
+        if isinstance(err, OSError) and err.errno is not None:
+            raise
+        raise ValueError(f"the image file is damaged or truncated ({err})") from None
 
 
 def scheduler_or_default(name: str | None) -> str:

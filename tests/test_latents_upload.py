@@ -31,3 +31,22 @@ def test_latents_outside_the_image_limits_are_refused(tmp_path, side, message):
     save_file({"latents": torch.zeros(1, 4, side, side)}, str(path))
     with pytest.raises(ValueError, match=message):
         read_latents_file(path, 4, 64, 768, 8)
+
+
+@pytest.mark.parametrize("header, message", [
+    ({"x": {"dtype": "F32", "shape": [1, 4, 8, 8], "data_offsets": 5}}, "byte range"),
+    ({"x": {"dtype": "F32", "shape": [True, 4, 8, 8], "data_offsets": [0, 1024]}}, "shape is malformed"),
+    ({"x": {"dtype": "F32", "shape": [1, 4, 8, 8], "data_offsets": [0.0, 1024]}}, "byte range"),
+    ({"__metadata__": {"a": 1}, "x": {"dtype": "F32", "shape": [1, 4, 8, 8], "data_offsets": [0, 1024]}},
+     "metadata is not text"),
+    ("[" * 60_000, "header is not JSON"),
+])
+def test_malformed_headers_are_refused_as_such(tmp_path, header, message):
+    import json
+    import struct
+
+    text = (header if isinstance(header, str) else json.dumps(header)).encode()
+    path = tmp_path / "latents.safetensors"
+    path.write_bytes(struct.pack("<Q", len(text)) + text + bytes(1024))
+    with pytest.raises(ValueError, match=message):
+        read_latents_file(path, 4, 64, 768, 8)

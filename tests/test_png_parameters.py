@@ -88,3 +88,21 @@ def _text(key, value):
 def test_a_png_without_usable_settings_gets_a_readable_error(image, message):
     with pytest.raises(ValueError, match=message):
         read_settings(image)
+
+
+def test_hostile_texts_get_a_readable_error_quickly(tmp_path):
+    import time
+
+    from latent_demo.png_parameters import read_settings_from_file
+
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match="the limit is 20,000"):
+        parse_a1111("a" * 1_000_000)  # one long line: the pattern would take hours on it
+    assert time.perf_counter() - started < 1
+    nested = saved(Image.new("RGB", (8, 8)), pnginfo=_text("latent-demo", "[" * 10_000))
+    with pytest.raises(ValueError, match="not valid JSON"):
+        read_settings(nested)
+    assert "Size" not in parse_a1111("p\nSteps: 4, Sampler: Euler, Size: ²x64").values  # not a number: skipped
+    rgba = tmp_path / "rgba.png"  # settings survive whatever the image's mode (read before any conversion)
+    Image.new("RGBA", (64, 64)).save(rgba, pnginfo=png_info(SETTINGS))
+    assert read_settings_from_file(str(rgba), 10**6).values["seed"] == 1234

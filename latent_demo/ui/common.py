@@ -39,7 +39,7 @@ class TabContext:
 
     models: Models
     settings: Settings
-    encoded: gr.State  # per visitor: the Encode tab's state.EncodedImage
+    encoded: gr.State  # per visitor: state.EncodedImage, the latents handed to img2img (Encode, Generate, a file)
     runner: ModelRunner  # runs model work where the GPU is (this process or a ZeroGPU worker)
     lesson: gr.State  # per visitor: state.LessonFigures, the figures the tabs showed them, for the quiz
 

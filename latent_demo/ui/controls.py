@@ -115,6 +115,8 @@ def guidance_notes(result: TaskResult, view: str) -> str:
     """With the guidance view: what guidance did at each step, or why there is nothing to decompose."""
     if view != "guidance":
         return ""
+    if not result.timesteps:
+        return "\n\nNo denoising step ran (strength 0): there are no predictions to decompose."
     if not result.guidance:
         return ("\n\nGuidance is off (scale ≤ 1): the UNet made **one prediction** per step, so there is nothing to "
                 "decompose. Raise the guidance scale above 1 to see its two predictions.")

@@ -11,7 +11,8 @@ from PIL import Image
 
 @dataclass(frozen=True)
 class EncodedImage:
-    """The image the visitor encoded, handed from the Encode tab to img2img and Inpainting."""
+    """Latents handed on to img2img (and their image, to Inpainting): encoded on the Encode tab, generated, or
+    uploaded as a file."""
 
     latents: torch.Tensor  # (1, 4, H/8, W/8), already × scaling_factor, float32 on the CPU
     image: Image.Image  # the image as it was encoded (resized to fit the limits)

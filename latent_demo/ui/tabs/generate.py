@@ -13,7 +13,7 @@ from latent_demo.gpu_budget import generation_seconds
 from latent_demo.latents import latents_to_channel_images
 from latent_demo.models import Models
 from latent_demo.params import MAX_GUIDANCE, MAX_SEED, GenerateParams
-from latent_demo.png_parameters import read_settings, scheduler_or_default, with_settings
+from latent_demo.png_parameters import read_settings_from_file, scheduler_or_default, with_settings
 from latent_demo.reproducibility import RunComparison, compare_runs, fingerprint
 from latent_demo.serving.files import latents_file, to_gif
 from latent_demo.serving.runner import Step
@@ -110,7 +110,9 @@ PngInfoOutputs = named_outputs("PngInfoOutputs", "prompt negative_prompt seed ra
 @user_errors
 def read_png(ctx: TabContext, image) -> PngInfoOutputs:
     """Fill the controls from a PNG's settings (ours, or AUTOMATIC1111's); what can't be used is listed."""
-    read = read_settings(common.load_upload(image, ctx.settings, "a PNG made by this app or AUTOMATIC1111"))
+    if not image:
+        raise ValueError("please upload a PNG made by this app or AUTOMATIC1111 first")
+    read = read_settings_from_file(image, ctx.settings.max_image_pixels)
     fills, skipped = fillable(ctx, read.values)
     skipped |= {key: str(value) for key, value in read.unsupported.items()}
     note = f"Read from the PNG's {read.source} settings: {', '.join(fills) or 'nothing this tab can use'}."
