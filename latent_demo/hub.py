@@ -11,7 +11,7 @@ from typing import TypeVar
 from huggingface_hub.errors import OfflineModeIsEnabled
 
 log = logging.getLogger(__name__)
-RETRY_WAITS_S = (5, 15)  # a Hub hiccup at start-up must not leave a Space on the untrained model until restart
+RETRY_WAITS_S = (5, 15)  # a Hub hiccup at start-up must not leave a Space on the offline model until restart
 T = TypeVar("T")
 
 

@@ -15,7 +15,7 @@ from transformers import CLIPTextModel, CLIPTokenizer, PreTrainedTokenizerBase
 from latent_demo import hub, zerogpu
 from latent_demo.compiled import CompiledUNet, aot_compile_unet, compile_unet, default_side
 from latent_demo.config import Settings
-from latent_demo.offline_model import build_offline_components
+from latent_demo.offline_model import OFFLINE_SOURCE, build_offline_components
 from latent_demo.presets import (
     GENERIC_DEFAULTS,
     HALF_PRECISION,
@@ -52,7 +52,7 @@ class Models:
     default_guidance: float
     fast_decoder: AutoencoderTiny | None = None
     safety_filter: SafetyFilter | None = None  # when on, every shown generated image passes it
-    is_untrained: bool = False  # the offline model: random weights
+    is_untrained: bool = False  # the offline model: its UNet and text encoder are random (its VAE is trained)
     fallback_reason: str | None = None  # set when the offline model stands in for the default one
     compiled_unet: CompiledUNet | None = None  # --compile: the UNet compiled for the default size (compiled.py)
 
@@ -151,14 +151,14 @@ def _load_default(preset: str, settings: Settings, device, dtype, vae_dtype) -> 
     where = "the local cache (offline mode)" if settings.offline else "the local cache or the Hub"
     reason = f"the default model {source} could not be loaded from {where}"
     log.log(logging.WARNING if settings.offline else logging.ERROR,
-            "OFFLINE MODEL IN USE: %s (%s). Pictures will be noise-like.", reason, _first_line(failure))
+            "OFFLINE MODEL IN USE: %s (%s). Generated pictures will be noise-like.", reason, _first_line(failure))
     return dataclasses.replace(load_offline_models(device, dtype, vae_dtype), fallback_reason=reason)
 
 
 def load_offline_models(device: torch.device, dtype: torch.dtype, vae_dtype: torch.dtype) -> Models:
     parts = build_offline_components()
     return assemble_models(parts, dict(parts["scheduler"].config), device, dtype, vae_dtype,
-                     source="built-in offline model (untrained, random weights)", defaults=(4, 0.0),
+                     source=OFFLINE_SOURCE, defaults=(4, 0.0),
                      is_untrained=True)
 
 

@@ -1,11 +1,14 @@
-"""The built-in offline model: tiny SD-architecture components with fixed-seed random weights (untrained).
+"""The built-in offline model: small SD-architecture components, so every tab works without the Hub.
 
-It has the real shapes of the latent flow (a VAE that downsamples by 8 into 4 channels, a cross-attention
-UNet, a CLIP text encoder) so every tab works without the Hub, but its pictures are noise-like: it is labelled
-as untrained wherever it is used. Tests build the same components.
+The autoencoder is trained (`offline_vae/`, made by scripts/train_offline_vae.py on permissively licensed images;
+its model card is offline_vae/README.md): it really reconstructs photos, so the Encode tab, "What compression keeps"
+and the Noise explorer show the lesson offline. The UNet and text encoder are tiny, with fixed-seed random weights
+(untrained): generated pictures are noise-like, and the page says so. Tests load the same components.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
@@ -42,12 +45,18 @@ def tiny_text_encoder(seed: int = 0) -> CLIPTextModel:
     return CLIPTextModel(config).eval()
 
 
-def tiny_vae(seed: int = 0) -> AutoencoderKL:
-    """4 resolution levels like the SD VAE, so 512x512x3 pixels -> 4x64x64 latents."""
-    torch.manual_seed(seed)
-    return AutoencoderKL(block_out_channels=(32, 32, 32, 32), layers_per_block=1, latent_channels=4,
-                         down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-                         norm_num_groups=16, sample_size=64, scaling_factor=0.18215).eval()
+OFFLINE_VAE = Path(__file__).resolve().parent / "offline_vae"
+OFFLINE_SOURCE = "built-in offline model (trained VAE; untrained UNet and text encoder)"
+# Mean reconstruction PSNR of the four example photos (assets/, never trained on), long side 512 px, float32:
+# measured by scripts/train_offline_vae.py --export; tests/test_offline_vae.py holds the shipped weights to it.
+HELD_OUT_PSNR_DB = 18.73
+
+
+def trained_vae() -> AutoencoderKL:
+    """The trained offline autoencoder: SD's VAE layout (4 levels, so 512x512x3 pixels -> 4x64x64 latents), narrower
+    and without the mid-block attention; weights stored in fp16, loaded in float32."""
+    return AutoencoderKL.from_pretrained(OFFLINE_VAE, torch_dtype=torch.float32, use_safetensors=True,
+                                         local_files_only=True).eval()
 
 
 def tiny_unet(seed: int = 0, in_channels: int = 4) -> UNet2DConditionModel:
@@ -61,9 +70,10 @@ def tiny_unet(seed: int = 0, in_channels: int = 4) -> UNet2DConditionModel:
 
 
 def build_offline_components(seed: int = 0, unet_in_channels: int = 4) -> dict:
-    """The components of the offline model, named as in a diffusers Stable Diffusion pipeline."""
+    """The components of the offline model, named as in a diffusers Stable Diffusion pipeline (`seed`: the random
+    UNet and text encoder's)."""
     return {
-        "vae": tiny_vae(seed),
+        "vae": trained_vae(),
         "unet": tiny_unet(seed, unet_in_channels),
         "text_encoder": tiny_text_encoder(seed),
         "tokenizer": byte_level_clip_tokenizer(),
