@@ -15,6 +15,7 @@ from torch import nn
 from latent_demo.images import error_heatmap, psnr
 from latent_demo.latents import convolution_layout, latents_to_pixels
 from latent_demo.models import Models
+from latent_demo.params import check_int
 
 TOY_SEED = 0  # the toy encoder is untrained: its weights are PyTorch's default init from this seed
 
@@ -143,3 +144,37 @@ def encoder_decoder_grid(models: Models, pixels: torch.Tensor) -> list[GridCell]
             cells.append(GridCell(encoder_name, decoder_name, rebuilt, psnr(pixels, rebuilt),
                                   error_heatmap(pixels, rebuilt), encoded, time.perf_counter() - started))
     return cells
+
+
+@dataclass(frozen=True)
+class LatentCell:
+    """What one latent cell holds and how far it reaches through the decoder."""
+
+    row: int
+    col: int
+    values: list[float]  # its channel values (× scaling_factor)
+    patch: torch.Tensor  # the pixels it covers, (1, 3, factor, factor) in [-1, 1]
+    change: torch.Tensor  # (H, W): mean |Δ| over RGB of the decode when only this cell moves by one std
+    radius_90: float  # px from the cell's centre that hold 90 % of that change
+    outside_share: float  # share of the change outside the cell's own pixels
+
+
+def latent_cell(models: Models, latents: torch.Tensor, pixels: torch.Tensor, row: int, col: int) -> LatentCell:
+    """Nudge one cell of `latents` (each channel by its standard deviation over the image) and decode."""
+    _, _, height, width = latents.shape
+    row, col = check_int("cell row", row, 0, height - 1), check_int("cell column", col, 0, width - 1)
+    factor = models.vae_scale_factor
+    nudged = latents.clone()
+    nudged[0, :, row, col] += latents[0].flatten(1).std(dim=1)
+    base, moved = latents_to_pixels(models.vae, latents), latents_to_pixels(models.vae, nudged)
+    change = (moved - base).abs().mean(dim=1)[0]
+    ys, xs = torch.meshgrid(torch.arange(change.shape[0]), torch.arange(change.shape[1]), indexing="ij")
+    distance = torch.hypot(ys + 0.5 - (row + 0.5) * factor, xs + 0.5 - (col + 0.5) * factor).flatten()
+    order = distance.argsort()
+    cumulative = change.flatten()[order].cumsum(0)
+    total = cumulative[-1].item()
+    radius = distance[order][int((cumulative >= 0.9 * total).nonzero()[0])].item() if total > 0 else 0.0
+    inside = change[row * factor:(row + 1) * factor, col * factor:(col + 1) * factor].sum().item()
+    patch = pixels[:, :, row * factor:(row + 1) * factor, col * factor:(col + 1) * factor]
+    return LatentCell(row, col, latents[0, :, row, col].tolist(), patch, change, radius,
+                      1 - inside / total if total > 0 else 0.0)

@@ -58,3 +58,48 @@ def test_the_encoder_decoder_grid_equals_direct_diffusers_calls(models):
         torch.testing.assert_close(cells[key].reconstruction, reference, rtol=1e-4, atol=1e-4)
         assert cells[key].psnr_db == pytest.approx(
             10 * torch.log10(4 / (pixels - reference.clamp(-1, 1)).pow(2).mean()).item(), abs=1e-3)
+
+
+class BlockDecoder(torch.nn.Module):
+    """A decoder whose reach is known: nearest ×8 upsampling, then one 3×3 convolution and no normalisation, so a
+    latent cell changes its own 8×8 pixels and the 1-px ring around them, nothing else."""
+
+    def __init__(self):
+        super().__init__()
+        from types import SimpleNamespace
+
+        self.config = SimpleNamespace(scaling_factor=1.0, latent_channels=4, block_out_channels=(1, 1, 1, 1))
+        self.conv = torch.nn.Conv2d(4, 3, 3, padding=1)
+
+    @property
+    def device(self):
+        return torch.device("cpu")
+
+    @property
+    def dtype(self):
+        return torch.float32
+
+    def decode(self, latents):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(sample=self.conv(torch.nn.functional.interpolate(latents, scale_factor=8)))
+
+
+def test_one_cell_reaches_exactly_as_far_as_the_decoder_lets_it(models):
+    import dataclasses
+
+    from latent_demo.encoder_side import latent_cell
+
+    torch.manual_seed(0)
+    blocky = dataclasses.replace(models, vae=BlockDecoder())
+    latents, pixels = torch.randn(1, 4, 8, 8), torch.zeros(1, 3, 64, 64)
+    result = latent_cell(blocky, latents, pixels, 3, 4)
+    inside = torch.zeros(64, 64, dtype=torch.bool)
+    inside[3 * 8 - 1:4 * 8 + 1, 4 * 8 - 1:5 * 8 + 1] = True  # its 8×8 pixels and the 1-px ring
+    assert result.change[~inside].abs().max() == 0 and result.change[inside].sum() > 0
+    assert result.radius_90 <= 5 * 2 ** 0.5  # the ring's far corner from the cell's centre
+    assert 0 < result.outside_share < 0.5 and result.values == latents[0, :, 3, 4].tolist()
+    real = latent_cell(models, torch.randn(1, 4, 8, 8), pixels, 3, 4)  # the offline VAE spreads it further
+    assert real.radius_90 > 4 and len(real.values) == 4 and real.patch.shape == (1, 3, 8, 8)
+    with pytest.raises(ValueError, match="cell row must be"):
+        latent_cell(models, latents, pixels, 8, 0)

@@ -169,3 +169,15 @@ def test_the_encoder_decoder_grid_is_one_by_one_without_a_fast_decoder(client):
     pictures, errors, table = client.predict(handle_file(asset("coffee.png")), api_name="/encoder_grid")
     assert [item["caption"].split(":")[0] for item in pictures] == ["full VAE encoder → full VAE decoder"]
     assert len(errors) == 1 and "the grid is 1×1" in table and "| full VAE | full VAE |" in table
+
+
+def test_one_latent_cell_its_numbers_and_its_reach(client):
+    patch, heatmap, facts = client.predict(handle_file(asset("chelsea.png")), 5, 6, api_name="/latent_cell")
+    assert Image.open(patch).size == (128, 128)  # 8×8 pixels, enlarged 16×
+    width, height = prepare_image(Image.open(asset("chelsea.png")), SIDE, 64, 8).size
+    assert Image.open(heatmap).size == (width, height)
+    assert "holds **4 numbers**" in facts and "90 % of the change" in facts
+    with pytest.raises(AppError, match="greater than maximum value 15"):  # the slider's limit: 128 px / 8 - 1
+        client.predict(handle_file(asset("chelsea.png")), SIDE, 0, api_name="/latent_cell")
+    with pytest.raises(AppError, match="cell row must be from 0 to 9"):  # in the slider, off the 128×80 grid
+        client.predict(handle_file(asset("chelsea.png")), 15, 0, api_name="/latent_cell")

@@ -201,6 +201,8 @@ def test_every_other_endpoint_works_through_the_worker(zclient, zerogpu_app):
     assert calls(log)[-1]["args"][:2] == ["decode_latents", "Tensor"]
     maps, decoded, note = zclient.predict(handle_file(asset("coffee.png")), 2, api_name="/posterior")
     assert len(decoded) == 3 and calls(log)[-1]["args"][0] == "posterior"
+    patch, heatmap, facts = zclient.predict(handle_file(asset("coffee.png")), 3, 4, api_name="/latent_cell")
+    assert "holds **4 numbers**" in facts and calls(log)[-1]["args"][0] == "latent_cell"
 
 
 def test_errors_cross_the_process_boundary_readably(zclient, tmp_path):

@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import gradio as gr
+import numpy as np
+import torch
 from PIL import Image
 
 from latent_demo.config import Settings
 from latent_demo.encoder_side import (
     GridCell,
+    LatentCell,
     Posterior,
     ToyEncoding,
     autoencoders,
     encode_with_toy,
     encoder_decoder_grid,
+    latent_cell,
     posterior,
 )
 from latent_demo.gpu_budget import fitted_size, vae_seconds
 from latent_demo.images import pil_to_pixels, pixels_to_pil, prepare_image
-from latent_demo.latents import latents_to_channel_images
+from latent_demo.latents import latents_to_channel_images, pixels_to_latents
 from latent_demo.models import Models
+from latent_demo.params import check_int
 from latent_demo.ui import common
 from latent_demo.ui.common import TabContext, bound, user_errors
 from latent_demo.ui.controls import pick_seed
@@ -46,7 +51,43 @@ def grid_seconds(models: Models, settings: Settings, image: Image.Image) -> int:
     return vae_seconds(*fitted_size(*image.size, settings.max_image_side), passes=count + count * count)
 
 
-JOBS = {"posterior": (posterior_job, posterior_seconds), "encoder_grid": (grid_job, grid_seconds)}
+def cell_job(models: Models, settings: Settings, image: Image.Image, row: int, col: int, updates) -> LatentCell:
+    """Runs where the GPU is: encode (posterior mean), then decode with and without the one cell nudged."""
+    prepared = prepare_image(image, settings.max_image_side, settings.min_image_side, models.vae_scale_factor)
+    pixels = pil_to_pixels(prepared)
+    return latent_cell(models, pixels_to_latents(models.vae, pixels).float().cpu(), pixels, row, col)
+
+
+def cell_seconds(models: Models, settings: Settings, image: Image.Image, row: int, col: int) -> int:
+    return vae_seconds(*fitted_size(*image.size, settings.max_image_side), passes=3)
+
+
+JOBS = {"posterior": (posterior_job, posterior_seconds), "encoder_grid": (grid_job, grid_seconds),
+        "latent_cell": (cell_job, cell_seconds)}
+
+
+def change_heatmap(change: torch.Tensor) -> Image.Image:
+    """|Δ| per pixel, scaled to its own maximum: black (none) - red - yellow - white (the most)."""
+    level = (change / change.max().clamp_min(1e-12)).clamp(0, 1).numpy()
+    rgb = np.stack([np.clip(level * 3, 0, 1), np.clip(level * 3 - 1, 0, 1), np.clip(level * 3 - 2, 0, 1)], axis=-1)
+    return Image.fromarray((rgb * 255).round().astype(np.uint8))
+
+
+@user_errors
+def cell(ctx: TabContext, image, row, col) -> tuple[Image.Image, Image.Image, str]:
+    row, col = check_int("cell row", row, 0, 10**6), check_int("cell column", col, 0, 10**6)
+    result = ctx.runner.run("latent_cell", common.load_upload(image, ctx.settings), row, col)
+    factor = ctx.models.vae_scale_factor
+    patch = pixels_to_pil(result.patch).resize((factor * 16, factor * 16), Image.Resampling.NEAREST)
+    values = ", ".join(f"{value:+.3f}" for value in result.values)
+    facts = (f"Cell (row {result.row}, column {result.col}) covers the {factor}×{factor}×3 = {factor * factor * 3} "
+             f"pixel values shown on the left; it holds **{len(result.values)} numbers**: {values}.\n\n"
+             f"Nudged alone by one standard deviation, it changes the decoded image within **{result.radius_90:.1f} "
+             f"px** of its centre for 90 % of the change, and {result.outside_share:.0%} of the change falls outside "
+             f"its own {factor}×{factor} pixels: a latent point is not a pixel block, the decoder spreads it over its "
+             f"neighbourhood.")
+    return patch, change_heatmap(result.change), facts
+
 
 
 @user_errors
@@ -65,6 +106,21 @@ def encoder_grid(ctx: TabContext, image) -> tuple[list, list, str]:
         table += ("\n\nRead a row to compare decoders on the same latents, a column to compare encoders: a weak "
                   "encoder loses detail no decoder can bring back.")
     return pictures, errors, table
+
+
+def build_cell(ctx: TabContext, image: gr.Image) -> None:
+    """One latent cell: its pixels, its numbers, and how far it reaches through the decoder."""
+    last = ctx.settings.max_image_side // ctx.models.vae_scale_factor - 1
+    with gr.Row():
+        row = gr.Slider(0, last, value=min(20, last), step=1, label="Cell row", elem_id="cell-row")
+        col = gr.Slider(0, last, value=min(32, last), step=1, label="Cell column", elem_id="cell-col")
+        run = gr.Button("What does one latent cell hold?", elem_id="cell-button")
+    with gr.Row():
+        patch = gr.Image(label="The pixels it covers (enlarged)", format="png", elem_id="cell-patch")
+        heatmap = gr.Image(label="Where the decode changes when only it moves", format="png",
+                           elem_id="cell-heatmap")
+        facts = gr.Markdown(elem_id="cell-facts")
+    run.click(bound(cell, ctx), [image, row, col], [patch, heatmap, facts], **ctx.model_job(api_name="latent_cell"))
 
 
 def build_grid(ctx: TabContext, image: gr.Image) -> None:
@@ -147,3 +203,4 @@ def build(ctx: TabContext, image: gr.Image) -> None:
                              elem_id="posterior-decoded")
         note = gr.Markdown(elem_id="posterior-note")
     run.click(bound(show_posterior, ctx), [image, seed], [maps, decoded, note], **ctx.model_job(api_name="posterior"))
+    build_cell(ctx, image)
