@@ -250,3 +250,16 @@ def test_latents_go_out_and_come_back_in_without_an_encoder(client):
     assert "with no encoder involved" in facts and "made by" not in facts  # same model: no warning
     status = client.predict(source="the latents from the Encode tab", image=None, api_name="/img2img")[-1]
     assert "From the latents of an uploaded latents file" in status
+
+
+def test_img2img_and_inpainting_results_carry_stable_fingerprints(client):
+    def fingerprints(status: str) -> str:
+        return status.split("Fingerprint: ")[1].split(" (")[0]
+
+    first = client.predict("the uploaded image", handle_file(asset("chelsea.png")), "a tiger", api_name="/img2img")[-1]
+    again = client.predict("the uploaded image", handle_file(asset("chelsea.png")), "a tiger", api_name="/img2img")[-1]
+    assert fingerprints(first) == fingerprints(again) and "latents `" in fingerprints(first)
+    editor = {"background": handle_file(asset("astronaut.png")), "layers": [handle_file(asset("astronaut-mask.png"))],
+              "composite": None}
+    status = client.predict(editor=editor, prompt="sunflowers", api_name="/inpaint")[-1]
+    assert "pixels `" in fingerprints(status)

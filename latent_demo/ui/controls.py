@@ -13,6 +13,7 @@ from latent_demo.config import Settings
 from latent_demo.models import Models
 from latent_demo.params import MAX_GUIDANCE, MAX_SEED, SamplingParams, check_int
 from latent_demo.png_parameters import GenerationSettings
+from latent_demo.reproducibility import fingerprint
 from latent_demo.schedulers import MODEL_DEFAULT, SCHEDULER_NAMES, display_name
 from latent_demo.tasks import TaskResult
 from latent_demo.ui.pictures import DEFAULT_VIEW, VIEWS
@@ -109,6 +110,12 @@ def result_notes(result: TaskResult) -> str:
     if result.flagged:
         notes += "\n\n⚠️ The safety checker flagged this image, so it is shown black. Try another prompt or seed."
     return notes
+
+
+def fingerprint_note(result: TaskResult) -> str:
+    """Short fingerprints of a result's final latents and pixels: the same seed and settings give the same ones."""
+    return (f"\n\nFingerprint: latents `{fingerprint(result.latents)}` · pixels `{fingerprint(result.image)}` "
+            f"(the same seed and settings give the same fingerprints on this machine).")
 
 
 def guidance_notes(result: TaskResult, view: str) -> str:

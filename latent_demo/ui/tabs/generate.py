@@ -14,7 +14,7 @@ from latent_demo.latents import latents_to_channel_images
 from latent_demo.models import Models
 from latent_demo.params import MAX_GUIDANCE, MAX_SEED, GenerateParams
 from latent_demo.png_parameters import read_settings_from_file, scheduler_or_default, with_settings
-from latent_demo.reproducibility import RunComparison, compare_runs, fingerprint
+from latent_demo.reproducibility import RunComparison, compare_runs
 from latent_demo.serving.files import latents_file, to_gif
 from latent_demo.serving.runner import Step
 from latent_demo.tasks import TaskResult, generate, planned_steps
@@ -87,9 +87,7 @@ def run(ctx: TabContext, prompt, negative_prompt, seed, randomize, steps, guidan
         noise = [upscale(image, scale) for image in latents_to_channel_images(result.start_latents)]
         status = (f"Seed **{result.seed}** · {common.format_timings(result.timings)}"
                   f"{controls.result_notes(result)}\n\nx̂₀ per step: {result.denoised_source}."
-                  f"\n\nFingerprint: latents `{fingerprint(result.latents)}` · pixels `{fingerprint(result.image)}` "
-                  f"(the same seed and settings give the same fingerprints on this machine)."
-                  f"{controls.guidance_notes(result, view)}")
+                  f"{controls.fingerprint_note(result)}{controls.guidance_notes(result, view)}")
         shown_result = Outputs(used_seed=result.seed, noise=noise, live=result.image, final=result.image,
                                status=status, last_run=LastRun(params, result.latents, result.image))
         yield shown_result

@@ -98,7 +98,7 @@ def run(ctx: TabContext, source, image, prompt, negative_prompt, seed, randomize
                    f"(strength {params.strength:g} → {len(result.timesteps)} steps run"
                    f"{', first t = ' + str(result.timesteps[0]) if result.timesteps else ''}). "
                    f"Seed **{result.seed}** · {format_timings(result.timings)}{controls.result_notes(result)}"
-                   f"{controls.guidance_notes(result, view)}")
+                   f"{controls.fingerprint_note(result)}{controls.guidance_notes(result, view)}")
         yield Outputs(used_seed=result.seed, encoded_view=linear_picture(result.image_latents, result.image.size),
                       noised_view=linear_picture(result.start_latents, result.image.size), live=result.image,
                       final=result.image, status=summary, last_run=LastRun(params, result.latents, result.image))

@@ -80,7 +80,8 @@ def run(ctx: TabContext, editor, prompt, negative_prompt, seed, randomize, steps
         with_settings(result.image, controls.generation_settings(models, params, result.image, params.strength))
         grid, covered, cells = mask_on_latent_grid(result, models.vae_scale_factor)
         summary = (f"Method: **{result.method}**. The mask covers {covered} of {cells} latent cells. "
-                   f"Seed **{result.seed}** · {common.format_timings(result.timings)}{controls.result_notes(result)}")
+                   f"Seed **{result.seed}** · {common.format_timings(result.timings)}{controls.result_notes(result)}"
+                   f"{controls.fingerprint_note(result)}")
         yield Outputs(used_seed=result.seed, grid=grid, live=result.image, final=result.image, status=summary)
 
 
