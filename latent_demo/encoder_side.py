@@ -13,7 +13,7 @@ from PIL import Image
 from torch import nn
 
 from latent_demo.images import error_heatmap, psnr
-from latent_demo.latents import convolution_layout, latents_to_pixels
+from latent_demo.latents import convolution_layout, latents_to_pixels, pixels_to_latents
 from latent_demo.models import Models
 from latent_demo.params import check_int
 
@@ -125,10 +125,10 @@ def autoencoders(models: Models) -> dict[str, AutoencoderKL | AutoencoderTiny]:
 @torch.inference_mode()
 def encode_with(encoder: AutoencoderKL | AutoencoderTiny, pixels: torch.Tensor) -> torch.Tensor:
     """pixels in [-1, 1] -> latents × scaling_factor (the posterior mean for the VAE; TAESD's are already scaled)."""
-    batch = convolution_layout(pixels.to(device=encoder.device, dtype=encoder.dtype))
     if isinstance(encoder, AutoencoderTiny):
+        batch = convolution_layout(pixels.to(device=encoder.device, dtype=encoder.dtype))
         return encoder.encode(batch).latents.float().cpu()
-    return (encoder.encode(batch).latent_dist.mean * encoder.config.scaling_factor).float().cpu()
+    return pixels_to_latents(encoder, pixels).float().cpu()
 
 
 def encoder_decoder_grid(models: Models, pixels: torch.Tensor) -> list[GridCell]:

@@ -131,7 +131,11 @@ def psnr(original: torch.Tensor, reconstruction: torch.Tensor) -> float:
 def error_heatmap(original: torch.Tensor, reconstruction: torch.Tensor) -> Image.Image:
     """Per-pixel absolute error (mean over RGB) -> a black-red-yellow-white heatmap; white = error of 0.5+."""
     error = (original.float().clamp(-1, 1) - reconstruction.float().clamp(-1, 1)).abs().mean(dim=1)[0] / 2
-    level = (error / 0.5).clamp(0, 1).numpy()
+    return heat_picture((error / 0.5).clamp(0, 1).numpy())
+
+
+def heat_picture(level: np.ndarray) -> Image.Image:
+    """Levels in [0, 1] -> black (0) - red - yellow - white (1)."""
     rgb = np.stack([np.clip(level * 3, 0, 1), np.clip(level * 3 - 1, 0, 1), np.clip(level * 3 - 2, 0, 1)], axis=-1)
     return Image.fromarray((rgb * 255).round().astype(np.uint8))
 

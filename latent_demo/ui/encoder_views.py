@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gradio as gr
-import numpy as np
 import torch
 from PIL import Image
 
@@ -20,7 +19,7 @@ from latent_demo.encoder_side import (
     posterior,
 )
 from latent_demo.gpu_budget import fitted_size, vae_seconds
-from latent_demo.images import pil_to_pixels, pixels_to_pil, prepare_image
+from latent_demo.images import heat_picture, pil_to_pixels, pixels_to_pil, prepare_image
 from latent_demo.latents import latents_to_channel_images, pixels_to_latents
 from latent_demo.models import Models
 from latent_demo.params import check_int
@@ -68,9 +67,7 @@ JOBS = {"posterior": (posterior_job, posterior_seconds), "encoder_grid": (grid_j
 
 def change_heatmap(change: torch.Tensor) -> Image.Image:
     """|Δ| per pixel, scaled to its own maximum: black (none) - red - yellow - white (the most)."""
-    level = (change / change.max().clamp_min(1e-12)).clamp(0, 1).numpy()
-    rgb = np.stack([np.clip(level * 3, 0, 1), np.clip(level * 3 - 1, 0, 1), np.clip(level * 3 - 2, 0, 1)], axis=-1)
-    return Image.fromarray((rgb * 255).round().astype(np.uint8))
+    return heat_picture((change / change.max().clamp_min(1e-12)).clamp(0, 1).numpy())
 
 
 @user_errors
