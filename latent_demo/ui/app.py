@@ -11,6 +11,7 @@ from latent_demo.config import Settings
 from latent_demo.models import Models
 from latent_demo.offline_model import HELD_OUT_PSNR_DB
 from latent_demo.serving import files, gradio_compat, no_url_fetch
+from latent_demo.serving.example_cache import RememberingRunner
 from latent_demo.serving.runner import ModelRunner
 from latent_demo.ui.common import TabContext
 from latent_demo.ui.examples import ASSETS
@@ -69,8 +70,9 @@ def build_app(models: Models, settings: Settings) -> gr.Blocks:
         encoded = gr.State(None, time_to_live=settings.state_ttl_s)
         lesson = gr.State(None, time_to_live=settings.state_ttl_s)
         with gr.Tabs() as tabs:
-            ctx = TabContext(models=models, settings=settings, encoded=encoded, runner=model_runner(models, settings),
-                             lesson=lesson)
+            runner = model_runner(models, settings)
+            ctx = TabContext(models=models, settings=settings, encoded=encoded, runner=runner, lesson=lesson,
+                             example_runner=RememberingRunner(runner))
             with gr.Tab("1 · Encode", id="encode"):
                 encode_tab = encode.build(ctx)
             with gr.Tab("2 · Generate", id="generate"):

@@ -7,6 +7,7 @@ import inspect
 import logging
 from collections import namedtuple
 from collections.abc import Callable, Iterator
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from latent_demo.config import Settings
 from latent_demo.images import open_image
 from latent_demo.models import Models
 from latent_demo.serving import gradio_compat
+from latent_demo.serving.example_cache import RememberingRunner
 from latent_demo.serving.runner import ModelRunner, Step
 
 log = logging.getLogger("latent_demo.ui")
@@ -42,6 +44,12 @@ class TabContext:
     encoded: gr.State  # per visitor: state.EncodedImage, the latents handed to img2img (Encode, Generate, a file)
     runner: ModelRunner  # runs model work where the GPU is (this process or a ZeroGPU worker)
     lesson: gr.State  # per visitor: state.LessonFigures, the figures the tabs showed them, for the quiz
+    example_runner: RememberingRunner | None = None  # in front of `runner`, for examples computed once (see there)
+
+    def remembering(self) -> TabContext:
+        """This context with the runner that remembers results, for examples: an example's second click, by any
+        visitor, skips the model (serving/example_cache.py says why that is safe and why not Gradio's own cache)."""
+        return dataclasses.replace(self, runner=self.example_runner or RememberingRunner(self.runner))
 
     def model_job(self, **kwargs) -> dict:
         """Event options for anything that runs the models: one shared queue slot and a stable API name."""

@@ -199,7 +199,8 @@ def build(ctx: TabContext) -> EncodeTab:
     outputs = list(Outputs(channels=channels, facts=facts, original=original, reconstruction=reconstruction,
                            error_map=error_map, latents_file=download, encoded=ctx.encoded, lesson=ctx.lesson))
     run.click(handler, [image, fast, ctx.lesson], outputs, **ctx.model_job(api_name="encode"))
-    ctx.examples([[path] for path in example_images()], [image], handler, [image, fast, ctx.lesson], outputs,
+    remembered = bound(encode, ctx.remembering())  # computed once per image for every visitor
+    ctx.examples([[path] for path in example_images()], [image], remembered, [image, fast, ctx.lesson], outputs,
                  "Examples (click one to encode it)")
     build_compression(ctx, image)
     encoder_views.build(ctx, image)

@@ -248,11 +248,12 @@ def build(ctx: TabContext) -> GenerateTab:
                            status=status, last_run=last_run))
     handler = bound(run, ctx)
     event = start.click(handler, inputs, outputs, **ctx.model_job(api_name="generate"))
-    example_run = ctx.examples([[p] for p in PROMPTS], [prompt], handler, inputs, outputs,
+    remembered = bound(run, ctx.remembering())  # computed once per request for every visitor
+    example_run = ctx.examples([[p] for p in PROMPTS], [prompt], remembered, inputs, outputs,
                                "Example prompts (click one to generate)")
     if models.default_steps == 1:
         rows = [[PROMPTS[1], min(SEE_THE_STEPS, settings.max_steps)]]
-        steps_run = ctx.examples(rows, [prompt, steps], handler, inputs, outputs,
+        steps_run = ctx.examples(rows, [prompt, steps], remembered, inputs, outputs,
                                  f"See the steps: the same model at {rows[0][1]} steps (click to generate)")
     else:
         steps_run = None
