@@ -136,9 +136,17 @@ def test_the_guidance_view_decomposes_each_guided_step(client):
     off = client.predict("a fox", "", 3, False, 2, 0.0, DEFAULT, SIDE, SIDE, False, "guidance",
                          api_name="/generate")
     assert "Guidance is off" in off[6] and "one prediction" in off[6]
-    img2img_status = client.predict("the uploaded image", handle_file(asset("chelsea.png")), "a tiger", "", 1, False,
-                                    4, 5.0, 0.5, DEFAULT, False, "guidance", api_name="/img2img")[-1]
-    assert "**Guidance, decomposed**" in img2img_status
+    img2img = client.predict("the uploaded image", handle_file(asset("chelsea.png")), "a tiger", "", 1, False,
+                             4, 5.0, 0.5, DEFAULT, False, "guidance", api_name="/img2img")
+    assert "**Guidance, decomposed**" in img2img[-1] and "a row per step" in img2img[-1]
+    # img2img has no trajectory: its live view ends on the sheet, one row per step run (4 × 0.5 = 2 steps)
+    sheet = np.asarray(Image.open(img2img[3]).convert("RGB"))
+    row_height, width = (sheet.shape[0] - SIDE_BY_SIDE_GAP) // 2, (sheet.shape[1] - 2 * SIDE_BY_SIDE_GAP) // 3
+    assert (sheet[row_height:row_height + SIDE_BY_SIDE_GAP] == 255).all()  # the gap between the two rows
+    for column in (1, 2):  # and between the three pictures of a row
+        start = column * width + (column - 1) * SIDE_BY_SIDE_GAP
+        assert (sheet[:, start:start + SIDE_BY_SIDE_GAP] == 255).all()
+    assert sheet[:row_height].std() > 1 and sheet[-row_height:].std() > 1
 
 
 def test_run_again_and_compare_reports_identical_runs(client):

@@ -118,7 +118,7 @@ def fingerprint_note(result: TaskResult) -> str:
             f"(the same seed and settings give the same fingerprints on this machine).")
 
 
-def guidance_notes(result: TaskResult, view: str) -> str:
+def guidance_notes(result: TaskResult, view: str, drawn_in: str = "the trajectory draws them") -> str:
     """With the guidance view: what guidance did at each step, or why there is nothing to decompose."""
     if view != "guidance":
         return ""
@@ -131,7 +131,7 @@ def guidance_notes(result: TaskResult, view: str) -> str:
     rows = "\n".join(f"| {i + 1} | {t} | {uncond:.3f} | {cond:.3f} | {direction:.3f} |"
                      for i, (t, (uncond, cond, direction)) in enumerate(norms))
     hidden = (" (not drawn with the safety checker on)" if result.trajectory_previews else
-              "; the trajectory draws them: ε̂ without the prompt | ε̂ with it | s·(difference)")
+              f"; {drawn_in}: ε̂ without the prompt | ε̂ with it | s·(difference)")
     return (f"\n\n**Guidance, decomposed**{hidden}. Each step the UNet ran twice (batch 2); the scheduler got "
             f"ε̂_uncond + s·(ε̂_cond − ε̂_uncond) with s = {result.guidance[0].scale:g}. Root mean square per value:"
             f"\n\n| step | t | ε̂_uncond | ε̂_cond | s·(ε̂_cond − ε̂_uncond) |\n|---|---|---|---|---|\n{rows}")

@@ -106,6 +106,17 @@ def guidance_pictures(result: Any) -> list[Image.Image]:
                            (step.unconditional, step.conditional, step.direction))) for step in result.guidance]
 
 
+def guidance_sheet(result: Any) -> Image.Image:
+    """Every guided step's three pictures (see guidance_pictures) as one picture, a row per step from the first down:
+    where a tab has no trajectory gallery (img2img), its live view ends on this."""
+    rows = guidance_pictures(result)
+    sheet = Image.new("RGB", (rows[0].width, len(rows) * (rows[0].height + SIDE_BY_SIDE_GAP) - SIDE_BY_SIDE_GAP),
+                      "white")
+    for index, row in enumerate(rows):
+        sheet.paste(row, (0, index * (row.height + SIDE_BY_SIDE_GAP)))
+    return sheet
+
+
 def guidance_captions(result: Any) -> list[str]:
     return [f"step {i + 1}, t={t}: RMS ε̂_uncond {uncond:.2f}, ε̂_cond {cond:.2f}, s·Δ {direction:.2f}"
             for i, (t, (uncond, cond, direction)) in enumerate(zip(result.timesteps,

@@ -32,7 +32,7 @@ from latent_demo.ui.common import (
     user_errors,
 )
 from latent_demo.ui.examples import asset
-from latent_demo.ui.pictures import DEFAULT_VIEW, check_view, live_picture
+from latent_demo.ui.pictures import DEFAULT_VIEW, GUIDANCE, check_view, guidance_sheet, live_picture
 from latent_demo.ui.state import EncodedImage, LastRun
 
 INTRO = """**img2img edits latents, not pixels.** The image is encoded, its latents get noise for timestep
@@ -41,6 +41,7 @@ strength 1 starts from pure noise, like Generate."""
 FROM_UPLOAD, FROM_ENCODE = "the uploaded image", "the latents from the Encode tab"  # the API's values
 # what the page says for FROM_ENCODE: Encode's and Generate's send buttons both hand their latents over
 HANDED_OVER = "the latents handed over (Encode or Generate): no re-encode"
+SHEET_NOTE = "the live view ends on them, a row per step (step 1 at the top)"  # img2img has no trajectory gallery
 
 
 # `run`'s parameters by name (the public API's names), in their order
@@ -98,9 +99,11 @@ def run(ctx: TabContext, source, image, prompt, negative_prompt, seed, randomize
                    f"(strength {params.strength:g} → {len(result.timesteps)} steps run"
                    f"{', first t = ' + str(result.timesteps[0]) if result.timesteps else ''}). "
                    f"Seed **{result.seed}** · {format_timings(result.timings)}{controls.result_notes(result)}"
-                   f"{controls.fingerprint_note(result)}{controls.guidance_notes(result, view)}")
+                   f"{controls.fingerprint_note(result)}{controls.guidance_notes(result, view, SHEET_NOTE)}")
+        drawn = view == GUIDANCE and result.guidance and not result.trajectory_previews  # (not with the safety checker)
         yield Outputs(used_seed=result.seed, encoded_view=linear_picture(result.image_latents, result.image.size),
-                      noised_view=linear_picture(result.start_latents, result.image.size), live=result.image,
+                      noised_view=linear_picture(result.start_latents, result.image.size),
+                      live=guidance_sheet(result) if drawn else result.image,
                       final=result.image, status=summary, last_run=LastRun(params, result.latents, result.image))
 
 
