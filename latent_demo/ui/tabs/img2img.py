@@ -100,7 +100,7 @@ def run(ctx: TabContext, source, image, prompt, negative_prompt, seed, randomize
                    f"{', first t = ' + str(result.timesteps[0]) if result.timesteps else ''}). "
                    f"Seed **{result.seed}** · {format_timings(result.timings)}{controls.result_notes(result)}"
                    f"{controls.fingerprint_note(result)}{controls.guidance_notes(result, view, SHEET_NOTE)}")
-        drawn = view == GUIDANCE and result.guidance and not result.trajectory_previews  # (not with the safety checker)
+        drawn = view == GUIDANCE and result.guidance and not result.trajectory_previews  # not with the safety checker
         yield Outputs(used_seed=result.seed, encoded_view=linear_picture(result.image_latents, result.image.size),
                       noised_view=linear_picture(result.start_latents, result.image.size),
                       live=guidance_sheet(result) if drawn else result.image,
