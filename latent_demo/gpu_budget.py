@@ -22,6 +22,10 @@ class GpuCosts:
     unet_eval_s: float = 0.055  # one UNet evaluation of one latent image at 512 px (0.11 s/step at batch 2)
     vae_pass_s: float = 0.1  # one VAE encode or decode at 512 px
     margin: float = 1.5  # requested = margin × predicted: a call that overruns its request is cut off
+    # A cold worker (the first call, or one the scheduler gives a fresh process) first pays ZeroGPU's `allow`, CUDA's
+    # initialisation and the move of every packed weight to the GPU, inside the billed time. Not measured on a GPU
+    # yet (scripts/zerogpu_check.sh prints cold against warm calls): until then every call keeps this much spare.
+    cold_start_s: float = 3.0
     floor_s: int = 5
     cap_s: int = 120  # a single call never asks for more than a not-logged-in visitor's whole day
 
@@ -49,7 +53,7 @@ def denoising_seconds(steps: int, guidance_scale: float, width: int, height: int
 def requested_seconds(predicted: float, costs: GpuCosts = COSTS) -> int:
     """What to ask ZeroGPU for: the prediction with the margin, at least the floor. Over the cap -> ValueError:
     a call cut off at its duration would cost the visitor the seconds and give them nothing."""
-    requested = max(costs.floor_s, math.ceil(costs.margin * (costs.fixed_s + predicted)))
+    requested = max(costs.floor_s, math.ceil(costs.margin * (costs.fixed_s + predicted) + costs.cold_start_s))
     if requested > costs.cap_s:
         raise ValueError(f"this request needs about {requested} s of GPU, more than the {costs.cap_s} s one call may "
                          "hold: use fewer steps or frames, or a smaller image")

@@ -76,14 +76,18 @@ def why_latents(models: Models, height: int = 512, width: int = 512, steps: int 
     if height % models.vae_scale_factor or width % models.vae_scale_factor:
         raise ValueError(f"height and width must be multiples of {models.vae_scale_factor}, got {height}x{width}")
     factor, channels = models.vae_scale_factor, models.unet.config.in_channels
-    latent = counted_step_cost(models.unet, channels, height // factor, width // factor)
-    pixel = counted_step_cost(models.unet, PIXEL_CHANNELS, height, width)
+    latent = counted_step_cost(models.unet, channels, height // factor, width // factor, models.dtype)
+    pixel = counted_step_cost(models.unet, PIXEL_CHANNELS, height, width, models.dtype)
     seconds = measured_step_seconds(models.unet, channels, height // factor, width // factor) if measure else None
     return WhyLatents(latent, pixel, 2 if uses_guidance(guidance_scale) else 1, steps, seconds)
 
 
-def counted_step_cost(unet: UNet2DConditionModel, channels: int, height: int, width: int) -> StepCost:
-    return _counted(_config_key(unet), unet.dtype, _text_shape(unet), channels, height, width)
+def counted_step_cost(unet: UNet2DConditionModel, channels: int, height: int, width: int,
+                      dtype: torch.dtype | None = None) -> StepCost:
+    """Counted on a meta-device copy built from `unet`'s config. Pass `dtype` (Models.dtype) wherever the weights may
+    not be readable: on ZeroGPU the main process's weights are packed away after launch, and reading `unet.dtype`
+    (which looks at a parameter) raises there."""
+    return _counted(_config_key(unet), dtype or unet.dtype, _text_shape(unet), channels, height, width)
 
 
 @lru_cache(maxsize=16)

@@ -3,7 +3,8 @@
 # (scripts/zerogpu/device_api.py). Runs every endpoint, a cancelled stream and both hand-offs, prints the GPU seconds
 # held per endpoint, then how many default generations fit in a 120 s (not logged in) and a 210 s (free account)
 # daily quota; then the same app with --compile (the UNet compiled ahead of time through spaces.aoti_compile in one
-# GPU call at start-up) and every endpoint again. Not part of CI. Without a GPU it says so and exits 0.
+# GPU call at start-up) and every endpoint again; and each endpoint on a cold worker (the device API answers "not
+# idle", so spaces forks a new one) beside a warm one. Not part of CI. Without a GPU it says so and exits 0.
 #   bash scripts/zerogpu_check.sh                      # SD 1.5-size random weights, built here (about a minute)
 #   bash scripts/zerogpu_check.sh --model FOLDER ...   # any app flags
 set -uo pipefail
@@ -46,6 +47,9 @@ start_app "$work/app.log"
 trap 'kill $app $api 2>/dev/null' EXIT
 echo "== every endpoint, Cancel, the hand-offs (no quota)"
 python3 scripts/zerogpu/drive.py "http://127.0.0.1:$app_port/" "$work/schedule-100000.jsonl" || status=1
+echo "== cold worker against warm, per endpoint (GPU seconds held; gpu_budget keeps cold_start_s spare for the cold one)"
+python3 scripts/zerogpu/drive.py "http://127.0.0.1:$app_port/" "$work/schedule-100000.jsonl" \
+  --cold-and-warm "http://127.0.0.1:$api_port" || status=1
 for quota in 120 210; do
   kill $api; wait $api 2>/dev/null
   start_device_api $quota

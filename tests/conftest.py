@@ -210,3 +210,28 @@ def browser_type_launch_args(browser_type_launch_args):
 @pytest.fixture(scope="session")
 def browser_context_args(browser_context_args):
     return {**browser_context_args, "viewport": {"width": 1280, "height": 1000}}
+
+
+# --- ZeroGPU: the app under the test double of `spaces` (tests/zerogpu_app.py), shared by the ZeroGPU tests ---------
+EVERY_THIRD_CALL_COLD = [{"idle": False} if index % 3 == 2 else {} for index in range(2000)]
+
+
+@pytest.fixture(scope="session")
+def zerogpu_app(tmp_path_factory):
+    """`python app.py` as ZeroGPU runs it: weights packed in the main process from launch on, every third call
+    given a cold worker by the scheduler, and every call held to its own estimate (scaled to this CPU)."""
+    from zerogpu_app import cpu_time_scale, start_app, stop_app
+
+    scale = cpu_time_scale(load_configured_models("default"))  # the app's own (default) configuration
+    app = start_app(tmp_path_factory.mktemp("zerogpu"))
+    app.configure(time_scale=scale)
+    app.plan(EVERY_THIRD_CALL_COLD)
+    yield app
+    stop_app(app)
+
+
+@pytest.fixture(scope="session")
+def zclient(zerogpu_app):
+    from gradio_client import Client
+
+    return Client(zerogpu_app.url, verbose=False)

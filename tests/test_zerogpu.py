@@ -2,99 +2,26 @@
 pickles arguments, yields and results, maps errors and stops on Cancel as `spaces` 0.51.3 does. Every endpoint, a
 cancelled stream and the hand-offs run through it; results must equal the same tasks run in one process."""
 
-import contextlib
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-import requests
-from conftest import free_port, load_configured_models, make_image
+from conftest import load_configured_models, make_image
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
-from PIL import Image
+from PIL import Image, PngImagePlugin
+from zerogpu_app import DEFAULT, LONG_RUN_STEPS, ROOT, SIDE, calls, events, start_app, stop_app, zerogpu_environment
 
 from latent_demo import compiled
 from latent_demo.config import Settings
 from latent_demo.gpu_budget import generation_seconds, vae_seconds
 from latent_demo.params import GenerateParams
+from latent_demo.quiz import QUESTIONS
 from latent_demo.tasks import generate
 from latent_demo.ui.examples import asset
-
-ROOT = Path(__file__).resolve().parents[1]
-DOUBLE = Path(__file__).resolve().parent / "zerogpu_double"
-SIDE = 256
-LONG_RUN_STEPS = 400  # a run the test cancels: long enough that Cancel always arrives before its end
-# Every step crosses (no preview interval): the tests count the yields that crossed to check what ran. The thinning
-# itself is the same code on every runtime (tests/test_cancel.py).
-APP_FLAGS = ["--model", "offline", "--fast-decoder", "none", "--offline", "--max-image-side", str(SIDE),
-             "--max-steps", str(LONG_RUN_STEPS), "--preview-interval-ms", "0"]
-DEFAULT = "model default"
-
-
-def zerogpu_environment(tmp: Path) -> dict:
-    return {**os.environ, "SPACES_ZERO_GPU": "true", "PYTHONPATH": os.pathsep.join([str(DOUBLE), str(ROOT)]),
-            "ZEROGPU_DOUBLE_LOG": str(tmp / "zerogpu.jsonl"), "ZEROGPU_DOUBLE_QUOTA_FILE": str(tmp / "quota"),
-            "PYTHONUNBUFFERED": "1"}
-
-
-def start_app(tmp: Path, *flags: str):
-    """`python app.py` in ZeroGPU mode under the double, as Spaces starts it; returns (process, url, tmp)."""
-    port = free_port()
-    output = open(tmp / "server.log", "w")  # noqa: SIM115  (closed with the process)
-    process = subprocess.Popen([sys.executable, "app.py", *APP_FLAGS, *flags, "--port", str(port)], cwd=ROOT,
-                               env=zerogpu_environment(tmp), stdout=output, stderr=subprocess.STDOUT,
-                               start_new_session=True)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the app exited at start-up:\n{(tmp / 'server.log').read_text()[-3000:]}")
-        try:
-            if requests.get(url + "config", timeout=2).ok:
-                return process, url, tmp
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.5)
-    process.kill()
-    raise AssertionError("the app did not start within 90 s")
-
-
-def stop_app(process) -> None:
-    """The app and its forked ZeroGPU worker: the whole process group started for it."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=20)
-    except ProcessLookupError:
-        pass
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)  # a worker the app's own exit left behind
-
-
-def calls(log: Path) -> list[dict]:
-    """The double's log: one entry per call that ran ("released") or was refused."""
-    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-
-
-@pytest.fixture(scope="module")
-def zerogpu_app(tmp_path_factory):
-    """(url, the double's log, the quota file: absent = no quota)."""
-    process, url, tmp = start_app(tmp_path_factory.mktemp("zerogpu"))
-    yield url, tmp / "zerogpu.jsonl", tmp / "quota"
-    stop_app(process)
-
-
-@pytest.fixture(scope="module")
-def zclient(zerogpu_app):
-    return Client(zerogpu_app[0], verbose=False)
 
 
 def pixels(path) -> np.ndarray:
@@ -121,7 +48,7 @@ def test_generate_runs_in_the_worker_and_equals_the_same_task_in_one_process(zcl
     expected = generate(models, params, Settings(fast_decoder="none", offline=True, max_image_side=SIDE))
     assert np.array_equal(pixels(final), np.asarray(expected.image))
     assert len(trajectory) == 4 and Image.open(gif).n_frames == 4
-    call = calls(zerogpu_app[1])[-1]
+    call = calls(zerogpu_app.log)[-1]
     assert call["args"][0] == "generate" and call["ended"] == "done" and call["yields"] == 4  # 3 steps + result
     assert call["requested_s"] == generation_seconds(3, 0.0, 128, 128)
 
@@ -129,34 +56,54 @@ def test_generate_runs_in_the_worker_and_equals_the_same_task_in_one_process(zcl
 def test_compile_compiles_ahead_of_time_in_a_gpu_call_and_the_workers_run_it(tmp_path):
     """--compile on ZeroGPU: the UNet exported and compiled (the double's stand-in for AOTInductor) in one GPU call
     at start-up; the program crosses to the main process, and the worker loads it once for all its requests."""
-    process, url, tmp = start_app(tmp_path, "--compile")
+    app = start_app(tmp_path, "--compile")
     try:
-        client = Client(url, verbose=False)
+        client = Client(app.url, verbose=False)
         finals = [client.predict("a fox", "", 5, False, 2, guidance, DEFAULT, SIDE, SIDE, False,
                                  api_name="/generate")[3] for guidance in (7.5, 0.0)]
     finally:
-        stop_app(process)
+        stop_app(app)
     models = load_configured_models("default")
     for final, guidance in zip(finals, (7.5, 0.0), strict=True):
         params = GenerateParams(prompt="a fox", seed=5, num_inference_steps=2, guidance_scale=guidance, width=SIDE,
                                 height=SIDE)
         expected = generate(models, params, Settings(fast_decoder="none", offline=True, max_image_side=SIDE))
         assert np.array_equal(pixels(final), np.asarray(expected.image))
-    events = calls(tmp / "zerogpu.jsonl")
-    compile_call, *generate_calls = [event for event in events if event["event"] == "released"]
+    logged = events(app.log)
+    compile_call, *generate_calls = [event for event in logged if event["event"] == "released"]
     assert compile_call["function"] == "export_and_compile" and compile_call["ended"] == "done"
     assert compile_call["requested_s"] == compiled.AOT_COMPILE_SECONDS
     assert [call["args"][0] for call in generate_calls] == ["generate"] * 2
-    assert len([event for event in events if event["event"] == "aoti_load"]) == 1  # not once per request
-    log = (tmp / "server.log").read_text()
+    assert len([event for event in logged if event["event"] == "aoti_load"]) == 1  # not once per request
+    log = app.server_log()
     assert "compiled the UNet ahead of time" in log
     side = SIDE // 8
     for batch in (2, 1):  # guided, then not: both ran the program, in the worker
         assert f"the compiled UNet ran for (({batch}, 4, {side}, {side})" in log
 
 
+class RecordingClient:
+    """A gradio_client Client that notes which endpoints were called."""
+
+    def __init__(self, client):
+        self.client, self.called = client, set()
+
+    def predict(self, *args, api_name: str, **kwargs):
+        self.called.add(api_name)
+        return self.client.predict(*args, api_name=api_name, **kwargs)
+
+    def documented(self) -> set[str]:
+        return set(self.client.view_api(return_format="dict", print_info=False)["named_endpoints"])
+
+
 def test_every_other_endpoint_works_through_the_worker(zclient, zerogpu_app):
-    log = zerogpu_app[1]
+    every_endpoint(zclient, zerogpu_app.log)
+
+
+def every_endpoint(client, log) -> None:
+    """Every documented endpoint once (and the hand-offs between them), checked; none may be left out."""
+    zclient = RecordingClient(client)
+    zclient.predict("a fox", "", 5, False, 2, 0.0, DEFAULT, 128, 128, False, api_name="/generate")
     channels, facts, original, reconstruction, error_map, latents_file = zclient.predict(
         handle_file(asset("astronaut.png")), False, api_name="/encode")
     assert "4×32×32" in facts and Image.open(reconstruction).size == (SIDE, SIDE)
@@ -193,7 +140,8 @@ def test_every_other_endpoint_works_through_the_worker(zclient, zerogpu_app):
     # encoded in the worker, then the same upload's latents came back from the session
     assert [call["args"][1:3] for call in spaces_calls] == [["Image", "NoneType"], ["Image", "Tensor"]]
     assert {"compress", "why_latents", "predict_noise", "noise_space"} <= {call["args"][0] for call in calls(log)}
-    fresh = type(zclient)(zclient.src, verbose=False)  # a new visitor, no last run: the request runs twice
+    fresh = RecordingClient(type(client)(client.src, verbose=False))  # a new visitor, no last run: it runs twice
+    fresh.called = zclient.called
     heatmap, report = fresh.predict("a fox", "", 5, False, 2, 0.0, DEFAULT, 128, 128, False, api_name="/compare_runs")
     assert "**Identical**" in report  # two runs in the worker, the same bytes back
     decoded, facts = zclient.predict(handle_file(latents_file), api_name="/decode_latents")
@@ -203,6 +151,27 @@ def test_every_other_endpoint_works_through_the_worker(zclient, zerogpu_app):
     assert len(decoded) == 3 and calls(log)[-1]["args"][0] == "posterior"
     patch, heatmap, facts = zclient.predict(handle_file(asset("coffee.png")), 3, 4, api_name="/latent_cell")
     assert "holds **4 numbers**" in facts and calls(log)[-1]["args"][0] == "latent_cell"
+    pictures, errors, table = zclient.predict(handle_file(asset("coffee.png")), api_name="/encoder_grid")
+    assert len(pictures) >= 1 and calls(log)[-1]["args"][0] == "encoder_grid"
+    # the page's own process only, no GPU call: these must not touch the (packed) weights
+    channels, facts = zclient.predict(handle_file(asset("astronaut.png")), api_name="/toy_encoder")
+    assert len(channels) >= 1 and facts
+    first = zclient.predict(*[question.answer for question in QUESTIONS], api_name="/check_quiz")
+    assert first.startswith(f"### {len(QUESTIONS)} of {len(QUESTIONS)} right")
+    filled = zclient.predict(handle_file(a1111_png(log.parent)), api_name="/png_info")
+    assert filled[0] == "a lighthouse"
+    assert zclient.called == zclient.documented(), "an endpoint was not called under the double"
+
+
+def a1111_png(folder) -> str:
+    """A PNG with AUTOMATIC1111's settings text in it."""
+    path = folder / "a1111.png"
+    image = Image.new("RGB", (64, 64))
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a lighthouse\nNegative prompt: fog\nSteps: 3, Sampler: Euler, CFG scale: 5, Seed: 9, "
+                                "Size: 64x64")
+    image.save(path, pnginfo=info)
+    return str(path)
 
 
 def test_errors_cross_the_process_boundary_readably(zclient, tmp_path):
@@ -277,16 +246,16 @@ def test_cancel_stops_the_worker_after_its_next_step_and_the_next_job_runs(zclie
     assert job.outputs(), "no step was streamed"
     job.cancel()
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not any(call.get("ended") == "cancelled" for call in calls(zerogpu_app[1])):
+    while time.monotonic() < deadline and not any(call.get("ended") == "cancelled" for call in calls(zerogpu_app.log)):
         time.sleep(0.1)
-    cancelled = [call for call in calls(zerogpu_app[1]) if call.get("ended") == "cancelled"]
+    cancelled = [call for call in calls(zerogpu_app.log) if call.get("ended") == "cancelled"]
     assert cancelled and cancelled[-1]["yields"] < LONG_RUN_STEPS
     seed = zclient.predict("a fox", "", 8, False, 1, 0.0, DEFAULT, 128, 128, False, api_name="/generate")[0]
     assert seed == 8  # the worker was stopped and serves the next visitor
 
 
 def test_a_call_over_the_quota_left_is_refused_and_the_server_keeps_serving(zclient, zerogpu_app):
-    url, log, quota_file = zerogpu_app
+    log, quota_file = zerogpu_app.log, zerogpu_app.quota
     quota = 5.3  # one call asks for the 5 s floor: it runs, and once 0.3 s were held the next one is refused
     quota_file.write_text(str(quota))  # a new day with this quota
     try:
@@ -312,7 +281,7 @@ def test_every_tab_and_both_hand_offs_in_the_browser_under_zerogpu(page, zerogpu
     from playwright.sync_api import expect
     from test_browser import SLOW, encode_example, open_tab, paint_the_handed_over_image, served_image
 
-    page.goto(zerogpu_app[0])
+    page.goto(zerogpu_app.url)
     encode_example(page)  # 1 · Encode
     page.locator("#send-img2img").click()  # -> 3 · img2img, one click
     page.locator("#img2img-button").click()
@@ -337,5 +306,5 @@ def test_every_tab_and_both_hand_offs_in_the_browser_under_zerogpu(page, zerogpu
     page.locator("#walk-height input[type=number]").fill("128")
     page.locator("#walk-button").click()
     expect(page.locator("#walk-status")).to_have_text("2 frames", timeout=SLOW)
-    ran = {call["args"][0] for call in calls(zerogpu_app[1]) if call.get("event") == "released"}
+    ran = {call["args"][0] for call in calls(zerogpu_app.log) if call.get("event") == "released"}
     assert {"encode", "img2img", "inpaint", "generate", "add_noise", "seed_walk"} <= ran  # all through the worker

@@ -52,6 +52,28 @@ class Step:
     denoised_preview: Image.Image | None = None  # ... the same for x̂₀
 
 
+ZEROGPU_REFUSALS = ("ZeroGPU quota exceeded", "ZeroGPU illegal duration", "ZeroGPU queue timeout",
+                    "ZeroGPU client error", "ZeroGPU pending credits exceeded")  # spaces' titles (zero/client.py)
+
+
+def is_zerogpu_refusal(err: gr.Error) -> bool:
+    """ZeroGPU said no before anything ran (quota, duration, no GPU): not a failure of the job."""
+    return err.title in ZEROGPU_REFUSALS
+
+
+def refusal_advice(err: gr.Error, requested_s: int) -> str:
+    """What the visitor can do about a refusal, added to ZeroGPU's own words (which say what happened)."""
+    smaller = "fewer steps or frames, a smaller image, or guidance off (one UNet call a step instead of two)"
+    if err.title == "ZeroGPU illegal duration":
+        return f"This request needs about {requested_s} s of GPU, more than one call may hold: try {smaller}."
+    if "No GPU was available" in err.message:
+        return "Every GPU is busy at the moment: try again in a minute."
+    if "reached its GPU limit" in err.message:  # not logged in: a quota per address
+        return (f"This request asks for {requested_s} s of GPU. Log in to Hugging Face for a larger daily quota, "
+                f"try a smaller request ({smaller}), or come back later.")
+    return f"This request asks for {requested_s} s of GPU; a smaller one ({smaller}) asks for less."
+
+
 class ModelRunner:
     """Runs named jobs on the shared models, at most `concurrency_limit` at once, and streams their updates."""
 
@@ -80,11 +102,17 @@ class ModelRunner:
         The result is handed on only once the call has ended: the tab then makes its pictures and files while no
         GPU is held for it."""
         result = None
-        for kind, value in self._call(name, *args):
-            if kind == "done":
-                result = value
-            else:
-                yield kind, value
+        try:
+            for kind, value in self._call(name, *args):
+                if kind == "done":
+                    result = value
+                else:
+                    yield kind, value
+        except gr.Error as err:
+            if not is_zerogpu_refusal(err):
+                raise
+            raise gr.Error(f"{err.message.strip()} {refusal_advice(err, self.gpu_seconds(name, *args))}",
+                           title=err.title, print_exception=False) from None
         if result is None:  # a ZeroGPU call can end without one (a worker that failed to send it)
             raise gr.Error("The model worker ended without a result; please try again.")
         yield "done", result

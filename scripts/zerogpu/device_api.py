@@ -7,6 +7,14 @@ with the requested `durationSeconds`, POST /allow from the worker, POST /release
 /schedule to /release), and refuses a call that asks for more than is left with HTTP 429 and the quota left, which
 `spaces` turns into "Space app has reached its GPU limit". Each event is one JSON line in --log.
 
+What the real scheduler does beyond that, as options: `--not-idle-every N` answers "not idle" to every Nth call
+(spaces then forks a new worker, which pays its start inside the billed time), `--gpu-index` names another GPU
+(workers are kept per index), `--max-duration S` refuses longer requests as ZeroGPU does ("The requested GPU
+duration (...) is larger than the maximum allowed"), `--auth regular|pro` says the visitor is logged in (with a
+visitor token, X-IP-Token, spaces then words a refusal "You have exceeded your free ZeroGPU quota (Ns requested vs.
+Ms left). Try again in ..."; without one, "Space app has reached its GPU limit"). POST /next-not-idle makes the
+next answer "not idle": scripts/zerogpu/drive.py --cold-and-warm times each endpoint on a cold worker, then a warm one.
+
     python3 scripts/zerogpu/device_api.py --port 7999 --quota 120 --log schedule.jsonl &
     SPACES_ZERO_GPU=true SPACES_ZERO_DEVICE_API_URL=http://127.0.0.1:7999 python3 app.py ...
 """
@@ -38,12 +46,23 @@ def local_gpu_uuid() -> str:
 class Quota:
     """Seconds of GPU left today, charged with the seconds each allowed call really held."""
 
-    def __init__(self, seconds: float, log_path: str | None):
+    def __init__(self, seconds: float, log_path: str | None, not_idle_every: int = 0, gpu_index: int = 0,
+                 max_duration_s: float | None = None, auth: str | None = None):
+        self.not_idle_every, self.gpu_index, self.max_duration_s, self.auth = not_idle_every, gpu_index, \
+            max_duration_s, auth
+        self.scheduled = 0
+        self.next_not_idle = False
         self.left = seconds
         self.held: dict[str, tuple[float, int]] = {}  # allow token -> (scheduled at, requested seconds)
         self.lock = threading.Lock()
         self.log_path = log_path
         self.gpu_uuid = local_gpu_uuid()
+
+    def idle(self) -> bool:
+        """Whether this answer lets spaces reuse its warm worker (called once per granted schedule)."""
+        self.scheduled += 1
+        forced, self.next_not_idle = self.next_not_idle, False
+        return not (forced or (self.not_idle_every and self.scheduled % self.not_idle_every == 0))
 
     def schedule(self, requested: int) -> str | None:
         """An allow token, or None when the request exceeds what is left."""
@@ -93,22 +112,32 @@ def handler_for(quota: Quota) -> type[BaseHTTPRequestHandler]:
             query = {key: values[0] for key, values in parse_qs(url.query).items()}
             if url.path in ("/startup-report", "/allow"):
                 return self.answer(200)
+            if url.path == "/next-not-idle":
+                quota.next_not_idle = True
+                return self.answer(200)
             if url.path == "/release":
                 quota.release(query.get("allowToken", ""), query.get("fail", "False").lower() == "true")
                 return self.answer(200)
             if url.path != "/schedule":
                 return self.answer(404)
-            token = quota.schedule(int(query.get("durationSeconds", 60)))
+            auth = {"X-Authenticated": quota.auth} if quota.auth else {}
+            requested = int(query.get("durationSeconds", 60))
+            if quota.max_duration_s is not None and requested > quota.max_duration_s:  # wait < 0: "too long"
+                quota.log(event="refused", requested_s=requested, reason="illegal-duration")
+                return self.answer(429, {"left": int(quota.left), "wait": -1.0},
+                                   {"X-Approve-Result": "illegal-duration", **auth})
+            token = quota.schedule(requested)
             if token is None:  # spaces reads {left, wait}; wait >= 0 means "come back later", not "too long"
                 return self.answer(429, {"left": int(quota.left), "wait": 3600.0},
-                                   {"X-Approve-Result": "quota-exceeded"})
-            self.answer(200, {"idle": True, "nvidiaIndex": 0, "nvidiaUUID": quota.gpu_uuid, "allowToken": token})
+                                   {"X-Approve-Result": "quota-exceeded", **auth})
+            self.answer(200, {"idle": quota.idle(), "nvidiaIndex": quota.gpu_index, "nvidiaUUID": quota.gpu_uuid,
+                              "allowToken": token}, auth)
 
     return DeviceAPI
 
 
-def serve(port: int, quota_s: float, log_path: str | None) -> ThreadingHTTPServer:
-    return ThreadingHTTPServer(("127.0.0.1", port), handler_for(Quota(quota_s, log_path)))
+def serve(port: int, quota_s: float, log_path: str | None, **scheduler) -> ThreadingHTTPServer:
+    return ThreadingHTTPServer(("127.0.0.1", port), handler_for(Quota(quota_s, log_path, **scheduler)))
 
 
 def main() -> None:
@@ -116,8 +145,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=7999)
     parser.add_argument("--quota", type=float, default=120.0, help="seconds of GPU a day (120: not logged in)")
     parser.add_argument("--log", help="append one JSON line per schedule, release and refusal")
+    parser.add_argument("--not-idle-every", type=int, default=0, help="answer 'not idle' to every Nth call (0: never)")
+    parser.add_argument("--gpu-index", type=int, default=0, help="the GPU index every answer names")
+    parser.add_argument("--max-duration", type=float, help="refuse longer requests as illegal (seconds)")
+    parser.add_argument("--auth", choices=["regular", "pro"], help="the visitor is logged in (X-Authenticated)")
     args = parser.parse_args()
-    serve(args.port, args.quota, args.log).serve_forever()
+    serve(args.port, args.quota, args.log, not_idle_every=args.not_idle_every, gpu_index=args.gpu_index,
+          max_duration_s=args.max_duration, auth=args.auth).serve_forever()
 
 
 if __name__ == "__main__":

@@ -4,8 +4,11 @@ Calls every endpoint, a streamed /generate cancelled after its first steps, and 
 Encode -> inpainting hand-offs; then reads the device API's log (one JSON line per "released"/"refused" event,
 as scripts/zerogpu/device_api.py and the CPU test double write it) and prints the GPU seconds held per endpoint.
 With --until-refused it then calls the default /generate until the quota refuses one and prints how many fit.
+With --cold-and-warm URL it calls each endpoint twice, first on a cold worker (it asks the device API at URL, our
+scripts/zerogpu/device_api.py, to answer "not idle"), then on the warm one, and prints both GPU holds beside what
+the call asked for (latent_demo/gpu_budget.py): the cold start is what gpu_budget's cold_start_s stands for.
 
-    python scripts/zerogpu/drive.py http://127.0.0.1:7860/ schedule.jsonl [--until-refused]
+    python scripts/zerogpu/drive.py http://127.0.0.1:7860/ schedule.jsonl [--until-refused | --cold-and-warm API]
 """
 
 from __future__ import annotations
@@ -84,6 +87,40 @@ def cancel_a_stream(client: Client, log: Path) -> None:
     timed_call(client, log, "/generate after Cancel", prompt="a fox", api_name="/generate")
 
 
+COLD_AND_WARM = [  # (label, keyword arguments): the defaults a visitor gets
+    ("/generate", {"prompt": "a red fox in the snow", "api_name": "/generate"}),
+    ("/img2img", {"source": "the uploaded image", "image": handle_file(f"{ASSET}/chelsea.png"), "prompt": "a tiger",
+                  "api_name": "/img2img"}),
+    ("/inpaint", {"editor": EDITOR, "prompt": "sunflowers", "api_name": "/inpaint"}),
+    ("/encode", {"image": handle_file(f"{ASSET}/astronaut.png"), "api_name": "/encode"}),
+    ("/predict_noise", {"image": handle_file(f"{ASSET}/astronaut.png"), "api_name": "/predict_noise"}),
+    ("/seed_walk", {"api_name": "/seed_walk"}),
+]
+
+
+def cold_and_warm(client: Client, log: Path, device_api: str) -> bool:
+    """Each endpoint on a cold worker, then on the warm one; False if a cold call held more than it asked for."""
+    import httpx
+
+    within = True
+    print(f"{'endpoint':<16} {'asked':>7} {'cold held':>10} {'warm held':>10}  cold - warm")
+    for label, kwargs in COLD_AND_WARM:
+        holds = []
+        for cold in (True, False):
+            if cold:
+                httpx.post(f"{device_api.rstrip('/')}/next-not-idle").raise_for_status()
+            before = len(released(log))
+            client.predict(**kwargs)
+            time.sleep(0.2)
+            holds.append(released(log)[before:])
+        asked = holds[0][0]["requested_s"] if holds[0] else float("nan")
+        cold_s, warm_s = (sum(event["held_s"] for event in events) for events in holds)
+        within &= cold_s <= asked
+        print(f"{label:<16} {asked:>6} s {cold_s:>8.2f} s {warm_s:>8.2f} s  {cold_s - warm_s:6.2f} s"
+              f"{'' if cold_s <= asked else '   OVER what it asked for'}")
+    return within
+
+
 def until_refused(client: Client, log: Path) -> int:
     count = 0
     while True:
@@ -103,13 +140,17 @@ def main() -> None:
     parser.add_argument("url")
     parser.add_argument("log", type=Path)
     parser.add_argument("--until-refused", action="store_true")
+    parser.add_argument("--cold-and-warm", metavar="DEVICE_API_URL")
     args = parser.parse_args()
     client = Client(args.url, verbose=False)
     if args.until_refused:
         until_refused(client, args.log)
-        return
+        return None
+    if args.cold_and_warm:
+        return 0 if cold_and_warm(client, args.log, args.cold_and_warm) else 1
     every_endpoint(client, args.log)
     cancel_a_stream(client, args.log)
+    return None
 
 
 if __name__ == "__main__":

@@ -22,8 +22,9 @@ def model_numbers(models: Models) -> dict:
     """The figures for a 512×512 image with the loaded model, counted on shapes alone (cached; no GPU)."""
     factor = models.vae_scale_factor
     latent_side = DEFAULT_SIDE // factor
-    latent = counted_step_cost(models.unet, models.unet.config.in_channels, latent_side, latent_side)
-    pixel = counted_step_cost(models.unet, PIXEL_CHANNELS, DEFAULT_SIDE, DEFAULT_SIDE)
+    # in the page's process: from the config and Models.dtype only (ZeroGPU has packed the weights away there)
+    latent = counted_step_cost(models.unet, models.unet.config.in_channels, latent_side, latent_side, models.dtype)
+    pixel = counted_step_cost(models.unet, PIXEL_CHANNELS, DEFAULT_SIDE, DEFAULT_SIDE, models.dtype)
     return {"pixel_values": DEFAULT_SIDE * DEFAULT_SIDE * PIXEL_CHANNELS,
             "latent_values": models.latent_channels * latent_side * latent_side,
             "flop_ratio": pixel.flops / latent.flops, "steps": DEFAULT_STEPS,

@@ -4,9 +4,11 @@ Put this folder first on PYTHONPATH and `import spaces` gets this module. It rep
 `spaces` 0.51.3 (read from spaces/config.py, spaces/zero/decorator.py, wrappers.py and client.py), which on a CPU
 cannot run for real (it needs CUDA):
 - `spaces.GPU` returns the function unchanged unless SPACES_ZERO_GPU=true.
-- Each call states its `duration` (an int, or a callable given the call's own arguments); a duration over the
-  quota left is refused before anything runs, with ZeroGPU's message ("Space app has reached its GPU limit").
-- The function runs in a forked worker process, reused for the next call while it is alive; the worker closes the
+- Each call states its `duration` (an int, or a callable given the call's own arguments), multiplied by the node's
+  duration factor; a duration over the quota left is refused before anything runs, in ZeroGPU's words.
+- The function runs in a forked worker process, one per GPU index, reused for the next call while it is alive and
+  the scheduler says the slot is idle (else a new one is forked, and pays its start in the billed time); the worker
+  closes the
   server's sockets it inherited (spaces closes the server port's connections). Its arguments, every
   yielded value and its result are pickled across (multiprocessing queues), in a thread of the worker.
 - A gr.Error raised in the worker reaches the visitor intact; any other exception becomes
@@ -18,9 +20,17 @@ cannot run for real (it needs CUDA):
   generator only after its next yield.
 - `aoti_compile` returns the exported program, not AOTInductor's compiled one (see its docstring).
 - Importing it after torch, diffusers or transformers fails, as ZeroGPU's start-up does once CUDA was touched.
-It also writes one JSON line per call (requested and held seconds, yields, how it ended) to ZEROGPU_DOUBLE_LOG, in
-the format of scripts/zerogpu/device_api.py's log ("released" and "refused" events),
-and charges the seconds really held against the quota in the file ZEROGPU_DOUBLE_QUOTA_FILE (none without it).
+- A call still running after its duration gets ZeroGPU's warning ("GPU task is exceeding its requested duration and
+  might be aborted", a gr.Warning), and an "overran" line in the log.
+It also writes one JSON line per call (requested and held seconds, yields, how it ended, whether its worker was
+cold) to ZEROGPU_DOUBLE_LOG, in the format of scripts/zerogpu/device_api.py's log ("released" and "refused"
+events), and charges the seconds really held against the quota (device.py).
+
+The runtime around those calls is in two modules of its own: `offload.py` (the main process: torch.cuda answers as
+if a GPU were there; from launch on, every model weight there raises on use, as packed weights do; a worker gets
+working copies before its first call) and `device.py` (the device API: whether the warm worker may be reused or a
+cold one is forked, on a schedule a test sets; the quota and ZeroGPU's refusals word for word; the duration factor;
+the warning of a call that runs past its duration).
 """
 
 from __future__ import annotations
@@ -28,11 +38,11 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import inspect
-import json
 import multiprocessing
 import os
 import pickle
 import queue
+import socket
 import stat
 import sys
 import threading
@@ -50,11 +60,10 @@ if ZERO_GPU and (early := [name for name in TOUCHES_CUDA if name in sys.modules]
     raise RuntimeError(f"CUDA has been initialized before importing the spaces package ({', '.join(early)} "
                        "imported first)")
 
+from . import device, offload  # noqa: E402  (after the check above: they import torch)
+
 _fork = multiprocessing.get_context("fork")
 _forked = False  # True inside a worker: a decorated function called there runs directly
-_quota_lock = threading.Lock()
-_quota_used_s = 0.0
-_day: int | None = None  # the quota file's mtime when today's quota was set
 
 
 @dataclass
@@ -84,24 +93,30 @@ def _decorate(task, duration, regular: bool = False):
         return task
     if not inspect.isgeneratorfunction(task):
         return _regular(task, duration)
-    worker: list[_Worker] = []  # at most one warm worker, reused while it is alive
+    workers: dict[int, _Worker] = {}  # GPU index -> its warm worker, reused while alive and the slot is idle
 
     @wraps(task)
     def gradio_handler(*args, **kwargs):
         if _forked:
             yield from task(*args, **kwargs)
             return
-        requested = duration(*args, **kwargs) if callable(duration) else (duration or 60)
-        _check_quota(requested)
-        current = worker.pop() if worker else None  # as spaces: take the warm worker, start one if it died
-        if current is None or not current.process.is_alive():
+        asked = duration(*args, **kwargs) if callable(duration) else (duration or 60)
+        answer, requested = device.schedule(asked)
+        current = workers.pop(answer.gpu, None)
+        cold = current is None or not current.process.is_alive() or not answer.idle
+        if cold:
+            if current is not None:  # not idle: the node gives this call a fresh worker (the old one is dropped)
+                current.process.kill()
             current = _Worker(task, regular)
         current.stop.clear()
         _put(current.args, (args, kwargs))  # pickled here: an unpicklable argument fails the call
         arrived: queue.Queue = queue.Queue()
-        record = {"function": task.__name__, "args": _describe(args), "requested_s": requested}
-        reader = threading.Thread(target=_read_results, args=(current, worker, arrived, record), daemon=True)
+        record = {"function": task.__name__, "args": _describe(args), "requested_s": requested, "gpu": answer.gpu,
+                  "cold": cold}
+        reader = threading.Thread(target=_read_results, args=(current, workers, answer.gpu, arrived, record),
+                                  daemon=True)
         reader.start()
+        _warn_past(requested, reader, record)
         while True:
             result = arrived.get()
             if result is None:
@@ -179,24 +194,45 @@ class _ExportedModel:
         return _ExportedModel, (self.archive,)
 
 
-def _read_results(current, warm: list, arrived: queue.Queue, record: dict) -> None:
+def _warn_past(requested_s: float, reader: threading.Thread, record: dict) -> None:
+    """spaces' warn_duration: once the call has held its duration (scaled to this CPU), a warning in the page."""
+    context = contextvars.copy_context()  # the event's context: gr.Warning reaches the visitor's page from it
+
+    def warn():
+        reader.join(requested_s * device.time_scale())
+        if reader.is_alive():
+            device.log({"event": "overran", "function": record["function"], "args": record["args"],
+                        "requested_s": requested_s})
+            _gr().Warning(device.DURATION_WARNING, title="ZeroGPU duration")
+
+    threading.Thread(target=context.run, args=(warn,), daemon=True).start()
+
+
+def _read_results(current, warm: dict, gpu: int, arrived: queue.Queue, record: dict) -> None:
     """spaces' fill_yield_queue: hands the worker's results on as they come and releases the GPU (charging the
     seconds held) as soon as the worker ends, whether or not the visitor's side has read everything yet."""
     started, yields = time.monotonic(), 0
     while True:
-        result = current.results.get()
+        try:
+            result = current.results.get()
+        except Exception as err:  # noqa: BLE001  (a worker that died mid-message)
+            # spaces' reader would die here and leave the visitor waiting for 20 minutes (GENERATOR_GLOBAL_TIMEOUT);
+            # the double ends the call as aborted instead, so a test fails at once
+            print(f"ZeroGPU double: reading the worker's result failed: {err!r}", file=sys.stderr)
+            result = None
         if isinstance(result, _Ok):
             yields += 1
             arrived.put(result)
             continue
         held = time.monotonic() - started
-        _charge(held)
+        device.charge(held)
         if isinstance(result, _End):
             ended = "cancelled" if current.stop.is_set() else "done"
-            warm.append(current)  # reused by the next call
+            warm[gpu] = current  # reused by the next call on this GPU, if the slot is idle
         else:
             ended = "error"
-        _log({"event": "released", **record, "held_s": round(held, 3), "yields": yields, "ended": ended})
+        device.log({"event": "released", **record, "held_s": round(held, 3), "yields": yields, "ended": ended,
+                    "worker": current.process.pid})
         arrived.put(result)
         return
 
@@ -205,8 +241,9 @@ class _Worker:
     def __init__(self, task, regular: bool = False):
         self.args, self.results = _fork.SimpleQueue(), _fork.SimpleQueue()
         self.stop = _fork.Event()
-        self.process = _fork.Process(target=_worker_loop, args=(task, self.args, self.results, self.stop, regular),
-                                     daemon=True)
+        fds = _server_connections()
+        self.process = _fork.Process(target=_worker_loop,
+                                     args=(task, self.args, self.results, self.stop, regular, fds), daemon=True)
         self.process.start()
         threading.Thread(target=self._report_death, daemon=True).start()
 
@@ -215,12 +252,22 @@ class _Worker:
         self.results.put(None)
 
 
-def _worker_loop(task, args_queue, results, stop, regular=False):
+def _worker_loop(task, args_queue, results, stop, regular=False, fds=()):
     global _forked
     _forked = True
-    _close_inherited_sockets()
+    for fd in fds:  # as spaces' worker_init: the server's connections, and only those
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    initialized = False
     while True:
         args, kwargs = args_queue.get()
+        if not initialized:  # as spaces' worker_init, on the first call: inside the billed time
+            # in a thread of its own, as spaces' torch.move: torch's thread pool is not usable from the forked
+            # thread itself once the parent has used it (the copy deadlocks)
+            with ThreadPoolExecutor(1) as executor:
+                started_s = executor.submit(offload.unpack_in_worker, device.init_seconds()).result()
+            device.log({"event": "worker_started", "pid": os.getpid(), "init_s": round(started_s, 3)})
+            initialized = True
 
         def iterate(args=args, kwargs=kwargs):
             generator = task(*args, **kwargs)
@@ -261,14 +308,30 @@ def _put(to_queue, value) -> None:
         raise pickle.PicklingError(str(err)) from err
 
 
-def _close_inherited_sockets() -> None:
-    """As spaces' worker_init does for the server's connections: a forked worker holding copies of the server's
-    sockets would keep visitors' HTTP connections open after the server closed them (requests then hang)."""
-    for name in os.listdir("/proc/self/fd"):
+def _server_connections() -> list[int]:
+    """spaces' Worker: this process's sockets on the Gradio server's port (its listener and visitors' connections),
+    which the worker closes first: a forked worker holding copies would keep visitors' HTTP connections open after
+    the server closed them (requests then hang). Other sockets (multiprocessing's, which pass tensors between the
+    processes) stay open, as in spaces."""
+    from gradio.context import Context, LocalContext
+
+    blocks = LocalContext.blocks.get(None) or Context.root_block
+    server = getattr(blocks, "server", None)
+    port = server.config.port if server is not None else None
+    fds = []
+    for name in os.listdir("/proc/self/fd") if port is not None else ():
         with contextlib.suppress(OSError, ValueError):
             fd = int(name)
-            if stat.S_ISSOCK(os.fstat(fd).st_mode):
-                os.close(fd)
+            if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+                continue
+            probe = socket.socket(fileno=os.dup(fd))
+            try:
+                local = probe.getsockname()
+            finally:
+                probe.close()
+            if isinstance(local, tuple) and local[1] == port:
+                fds.append(fd)
+    return fds
 
 
 def _failure(err: Exception) -> _Failed:
@@ -277,38 +340,29 @@ def _failure(err: Exception) -> _Failed:
     return _Failed(type(err).__name__, text, gradio_error)
 
 
-def _quota_left() -> float | None:
-    """Seconds left today, or None without a quota. The quota file (ZEROGPU_DOUBLE_QUOTA_FILE) holds the day's
-    quota in seconds; writing it starts a new day, deleting it lifts the quota."""
-    global _day, _quota_used_s
-    path = os.environ.get("ZEROGPU_DOUBLE_QUOTA_FILE")
-    if not path or not os.path.exists(path):
-        return None
-    with _quota_lock, open(path) as quota_file:
-        stamp = os.stat(path).st_mtime_ns
-        if stamp != _day:
-            _day, _quota_used_s = stamp, 0.0
-        return float(quota_file.read()) - _quota_used_s
-
-
-def _check_quota(requested: float) -> None:
-    left = _quota_left()
-    if left is not None and requested > left:
-        _log({"event": "refused", "requested_s": requested, "left_s": round(left, 3)})
-        raise _gr().Error("Space app has reached its GPU limit. Try again later.", title="ZeroGPU quota exceeded")
-
-
-def _charge(held_s: float) -> None:
-    global _quota_used_s
-    with _quota_lock:
-        _quota_used_s += held_s
-
-
 def _log(entry: dict) -> None:
-    path = os.environ.get("ZEROGPU_DOUBLE_LOG")
-    if path:
-        with open(path, "a") as log:
-            log.write(json.dumps(entry) + "\n")
+    device.log(entry)
+
+
+def _pack_at_launch() -> None:
+    """spaces' one_launch(startup): the first gr.Blocks.launch packs the weights first, then launches."""
+    import gradio
+
+    launch = gradio.Blocks.launch
+
+    def packing_launch(*args, **kwargs):
+        gradio.Blocks.launch = launch
+        count, packed_bytes = offload.packed_count(), offload.pack()
+        print(f"ZeroGPU tensors packing: {offload.packed_count() - count} tensors, {packed_bytes / 2**20:.1f} MiB",
+              file=sys.stderr)
+        return launch(*args, **kwargs)
+
+    gradio.Blocks.launch = packing_launch
+
+
+if ZERO_GPU:
+    offload.patch_main_process()
+    _pack_at_launch()
 
 
 def _describe(args: tuple) -> list:
