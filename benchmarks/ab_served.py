@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
             request = ("a red fox", "", 1, False, steps, 0.0, "model default", args.size, args.size, False)
             times = processes.alternate_timed({
                 label: lambda client=client, request=request: processes.timed_stream(
-                    client.submit(*request, api_name="/generate"), page=page)
+                    client.submit(*request, api_name="/generate_page"), page=page)
                 for label, client in clients.items()}, args.reps)
             for label, (first, image, total) in times.items():
                 print(f"{label}: {steps} steps: first output {first:.2f} s, final image {image:.2f} s, "

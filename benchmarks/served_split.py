@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
                               *args.app_flags) as app:
         client, page = processes.page_client(app.url), processes.PageFetch()
         for rep in range(args.reps + 1):  # the first of each is a warm-up
-            job = client.submit(*request, api_name="/generate")
+            job = client.submit(*request, api_name="/generate_page")
             _, image, total = processes.timed_stream(job, page=page)
             timings = processes.status_timings(job.outputs()[-1][-1])
             started = time.perf_counter()

@@ -13,8 +13,9 @@ ImageSource = Image.Image | bytes | str | Path | np.ndarray
 UNREADABLE = "the file is not an image this app can read (PNG, JPEG, WEBP, GIF, BMP, TIFF)"
 
 
-def open_image(source: ImageSource, max_pixels: int) -> Image.Image:
-    """Any upload -> an RGB PIL image, upright, first frame; corrupt, empty or oversized files -> ValueError."""
+def open_image(source: ImageSource, max_pixels: int, keep_alpha: bool = False) -> Image.Image:
+    """Any upload -> an RGB PIL image, upright, first frame; corrupt, empty or oversized files -> ValueError.
+    keep_alpha: RGBA as stored instead (a mask whose transparency says where to paint)."""
     if isinstance(source, np.ndarray):
         source = _array_to_pil(source)
     if isinstance(source, Image.Image):
@@ -33,7 +34,7 @@ def open_image(source: ImageSource, max_pixels: int) -> Image.Image:
         if isinstance(err, OSError) and err.errno is not None:
             raise  # the file system (disk, permissions), not the file's contents: the server's problem
         raise ValueError(f"the image file is damaged or truncated ({err})") from None
-    return to_rgb(image)
+    return image.convert("RGBA") if keep_alpha else to_rgb(image)
 
 
 def check_pixel_count(size: tuple[int, int], max_pixels: int) -> None:

@@ -105,7 +105,7 @@ def served_row(models, app_flags: list[str]) -> str:
             url = f"http://127.0.0.1:{port}/"
             wait_until_served(url, app, 300)
             final = Client(url, verbose=False).predict(PROMPT, NEGATIVE, SEED, False, 4, 7.5, "model default", SIZE,
-                                                       SIZE, False, api_name="/generate")[3]
+                                                       SIZE, False, api_name="/generate_page")[3]
         finally:
             app.terminate()
             app.wait(30)

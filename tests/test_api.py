@@ -41,12 +41,12 @@ def client(configured_client):
 
 def generate(client, prompt="a fox", seed=3, randomize=False, steps=2, guidance=0.0, size=128):
     return client.predict(prompt, "", seed, randomize, steps, guidance, DEFAULT, size, size, False,
-                          api_name="/generate")
+                          api_name="/generate_page")
 
 
 def test_encode_shows_channels_numbers_reconstruction_and_latents_file(client):
     gallery, facts, original, reconstruction, error_map, latents_path = client.predict(
-        handle_file(asset("astronaut.png")), False, api_name="/encode")
+        handle_file(asset("astronaut.png")), False, api_name="/encode_page")
     assert len(gallery) == 4
     for item in gallery:
         assert_png(item["image"])
@@ -80,7 +80,7 @@ def test_generate_same_seed_same_image_and_random_seed_is_reported(client):
 def test_img2img_reports_its_start_step(client):
     seed, encoded, noised, live, result, status = client.predict(
         "the uploaded image", handle_file(asset("astronaut.png")), "a tiger", "", 5, False, 4, 0.0, 0.5, DEFAULT,
-        False, api_name="/img2img")
+        False, api_name="/img2img_page")
     assert "Started at step **2 of 4**" in status and "2 steps run" in status
     assert_png(result)
     assert Image.open(result).size == (SIDE, SIDE)
@@ -93,10 +93,10 @@ def test_img2img_from_encode_uses_this_visitors_latents_only(configured_app_url)
     newcomer = Client(configured_app_url, verbose=False)  # a new session: others' Encode tab latents are not shared
     with pytest.raises(AppError, match="no latents yet"):
         newcomer.predict("the latents from the Encode tab", None, "a tiger", "", 5, False, 4, 0.0, 0.5, DEFAULT,
-                       False, api_name="/img2img")
-    newcomer.predict(handle_file(asset("astronaut.png")), False, api_name="/encode")
+                       False, api_name="/img2img_page")
+    newcomer.predict(handle_file(asset("astronaut.png")), False, api_name="/encode_page")
     status = newcomer.predict("the latents from the Encode tab", None, "a tiger", "", 5, False, 4, 0.0, 0.5,
-                              DEFAULT, False, api_name="/img2img")[-1]
+                              DEFAULT, False, api_name="/img2img_page")[-1]
     assert "Started at step **2 of 4**" in status
 
 
@@ -104,7 +104,7 @@ def inpaint(client, mask_name="astronaut-mask.png", feather=0):
     editor = {"background": handle_file(asset("astronaut.png")), "layers": [handle_file(asset(mask_name))],
               "composite": None}
     return client.predict(editor, "sunflowers", "", 9, False, 2, 0.0, 1.0, feather, DEFAULT, False,
-                          api_name="/inpaint")
+                          api_name="/inpaint_page")
 
 
 def test_inpaint_keeps_pixels_outside_the_mask_exactly(client):
@@ -125,7 +125,8 @@ def test_inpaint_with_an_empty_mask_is_a_readable_error(client, tmp_path):
     Image.new("RGBA", (512, 512), (0, 0, 0, 0)).save(empty)
     with pytest.raises(AppError, match="the mask is empty"):
         client.predict({"background": handle_file(asset("astronaut.png")), "layers": [handle_file(str(empty))],
-                        "composite": None}, "x", "", 1, False, 2, 0.0, 1.0, 0, DEFAULT, False, api_name="/inpaint")
+                        "composite": None}, "x", "", 1, False, 2, 0.0, 1.0, 0, DEFAULT, False,
+                            api_name="/inpaint_page")
 
 
 def test_add_noise_mixes_signal_and_noise_by_the_schedule(client):
@@ -174,15 +175,15 @@ def test_every_parameter_but_the_images_has_a_default(client):
 
 
 def test_the_short_calls_work(client):
-    seed, noise, live, final, trajectory, gif, status = client.predict(prompt="a fox", api_name="/generate")
+    seed, noise, live, final, trajectory, gif, status = client.predict(prompt="a fox", api_name="/generate_page")
     assert seed == 42 and Image.open(final).size == (SIDE, SIDE)  # the default size, fitted to the app's limit
     # Encode -> img2img with nothing but the hand-off: the session's latents and every default
-    client.predict(handle_file(asset("chelsea.png")), api_name="/encode")
-    status = client.predict(source="the latents from the Encode tab", image=None, api_name="/img2img")[-1]
+    client.predict(handle_file(asset("chelsea.png")), api_name="/encode_page")
+    status = client.predict(source="the latents from the Encode tab", image=None, api_name="/img2img_page")[-1]
     assert "Started at step" in status and "unconditional generation" in status
     editor = {"background": handle_file(asset("astronaut.png")), "layers": [handle_file(asset("astronaut-mask.png"))],
               "composite": None}
-    status = client.predict(editor=editor, api_name="/inpaint")[-1]
+    status = client.predict(editor=editor, api_name="/inpaint_page")[-1]
     assert "latent blending" in status
 
 
@@ -190,7 +191,7 @@ def test_a_text_file_posing_as_png_is_refused_and_the_server_keeps_serving(clien
     fake = tmp_path / "fake.png"
     fake.write_text("not an image at all")
     with pytest.raises(AppError, match="not an image"):
-        client.predict(handle_file(str(fake)), False, api_name="/encode")
+        client.predict(handle_file(str(fake)), False, api_name="/encode_page")
     assert generate(client)[0] == 3
 
 
@@ -218,13 +219,13 @@ def test_the_readme_api_example_runs(app_url, capsys, monkeypatch):
     monkeypatch.chdir(root)
     exec(compile(block.replace("http://127.0.0.1:7860/", app_url), "README.md", "exec"), {})
     printed = capsys.readouterr().out
-    assert "42 " in printed and "UNet per step" in printed
-    assert "512×512×3 = 786,432 pixel values → 4×64×64 = 16,384 latent values (48× fewer)" in printed
+    assert "\n42 /" in printed and "'unet_per_step'" in printed
+    assert "786432 -> 16384 (48× fewer)" in printed
 
 
 def test_a_generated_png_carries_its_settings_and_generates_the_same_image_again(client, tmp_path):
     seed, _, _, image, _, _, _ = client.predict("a fox, at dusk", "blurry", 77, False, 2, 3.0, "Euler", SIDE, SIDE,
-                                                False, api_name="/generate")
+                                                False, api_name="/generate_page")
     png = Image.open(image)
     assert png.text["parameters"].startswith("a fox, at dusk\nNegative prompt: blurry\nSteps: 2, Sampler: Euler, ")
     filled = client.predict(handle_file(image), api_name="/png_info")
@@ -233,7 +234,7 @@ def test_a_generated_png_carries_its_settings_and_generates_the_same_image_again
         "a fox, at dusk", "blurry", 77, False, 2, 3.0, "Euler", SIDE, SIDE)
     assert "latent-demo settings" in note
     again = client.predict(prompt, negative, read_seed, randomize, steps, guidance, scheduler, width, height, False,
-                           api_name="/generate")[3]
+                           api_name="/generate_page")[3]
     assert np.array_equal(pixels(image), pixels(again))
     plain = tmp_path / "plain.png"
     Image.new("RGB", (64, 64)).save(plain)
@@ -244,11 +245,11 @@ def test_a_generated_png_carries_its_settings_and_generates_the_same_image_again
 def test_latents_go_out_and_come_back_in_without_an_encoder(client):
     """Encode's latents file, decoded again: the same picture as Encode's reconstruction; then img2img from it."""
     *_, reconstruction, _, latents_path = client.predict(handle_file(asset("chelsea.png")), False,
-                                                         api_name="/encode")
+                                                         api_name="/encode_page")
     decoded, facts = client.predict(handle_file(latents_path), api_name="/decode_latents")
     assert np.abs(pixels(decoded).astype(int) - pixels(reconstruction).astype(int)).max() <= 1
     assert "with no encoder involved" in facts and "made by" not in facts  # same model: no warning
-    status = client.predict(source="the latents from the Encode tab", image=None, api_name="/img2img")[-1]
+    status = client.predict(source="the latents from the Encode tab", image=None, api_name="/img2img_page")[-1]
     assert "From the latents of an uploaded latents file" in status
 
 
@@ -256,10 +257,12 @@ def test_img2img_and_inpainting_results_carry_stable_fingerprints(client):
     def fingerprints(status: str) -> str:
         return status.split("Fingerprint: ")[1].split(" (")[0]
 
-    first = client.predict("the uploaded image", handle_file(asset("chelsea.png")), "a tiger", api_name="/img2img")[-1]
-    again = client.predict("the uploaded image", handle_file(asset("chelsea.png")), "a tiger", api_name="/img2img")[-1]
+    first = client.predict("the uploaded image", handle_file(asset("chelsea.png")), "a tiger",
+                           api_name="/img2img_page")[-1]
+    again = client.predict("the uploaded image", handle_file(asset("chelsea.png")), "a tiger",
+                           api_name="/img2img_page")[-1]
     assert fingerprints(first) == fingerprints(again) and "latents `" in fingerprints(first)
     editor = {"background": handle_file(asset("astronaut.png")), "layers": [handle_file(asset("astronaut-mask.png"))],
               "composite": None}
-    status = client.predict(editor=editor, prompt="sunflowers", api_name="/inpaint")[-1]
+    status = client.predict(editor=editor, prompt="sunflowers", api_name="/inpaint_page")[-1]
     assert "pixels `" in fingerprints(status)

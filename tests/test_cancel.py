@@ -137,13 +137,14 @@ def count_unet_calls(models):
 
 
 def generate_job(client, seed, steps, size=512, guidance=7.0):
-    return client.submit("a fox", "", seed, False, steps, guidance, DEFAULT, size, size, False, api_name="/generate")
+    return client.submit("a fox", "", seed, False, steps, guidance, DEFAULT, size, size, False,
+                         api_name="/generate_page")
 
 
 def test_cancel_stops_only_that_visitors_job(app_url, models):
     alice, bob = Client(app_url, verbose=False), Client(app_url, verbose=False)
     reference = Client(app_url, verbose=False).predict("a fox", "", 8, False, 2, 0.0, DEFAULT, 128, 128, False,
-                                                        api_name="/generate")[3]
+                                                        api_name="/generate_page")[3]
     calls, handle = count_unet_calls(models)
     try:
         long_job = generate_job(alice, seed=1, steps=50)

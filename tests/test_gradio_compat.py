@@ -59,7 +59,7 @@ def test_the_launched_app_writes_its_images_through_the_atomic_writer(client, mo
         return gradio_fixes.save_pil_to_cache_atomically(*args, **kwargs)
 
     monkeypatch.setattr(processing_utils, "save_pil_to_cache", spy)
-    client.predict(handle_file(asset("astronaut.png")), False, api_name="/encode")
+    client.predict(handle_file(asset("astronaut.png")), False, api_name="/encode_page")
     assert len(calls) >= 7  # 4 channel pictures, original, reconstruction, error map
 
 

@@ -25,7 +25,8 @@ def client(configured_client):
 
 def generate(client, scheduler: str, view: str) -> tuple[list[Image.Image], str, str]:
     """Three steps: (the trajectory gallery's pictures, the status line, the GIF's path)."""
-    outputs = client.predict("a fox", "", 3, False, 3, 0.0, scheduler, SIDE, SIDE, False, view, api_name="/generate")
+    outputs = client.predict("a fox", "", 3, False, 3, 0.0, scheduler, SIDE, SIDE, False, view,
+                             api_name="/generate_page")
     return [Image.open(item["image"]) for item in outputs[4]], outputs[6], outputs[5]
 
 
@@ -55,7 +56,8 @@ def test_the_last_steps_prediction_looks_like_the_result(client):
 
 def test_an_unknown_view_is_refused(client):
     with pytest.raises(AppError, match="'sideways' .* is not in the list of choices"):  # Gradio's Radio refuses it
-        client.predict("a fox", "", 3, False, 1, 0.0, DEFAULT, SIDE, SIDE, False, "sideways", api_name="/generate")
+        client.predict("a fox", "", 3, False, 1, 0.0, DEFAULT, SIDE, SIDE, False, "sideways",
+                       api_name="/generate_page")
 
 
 def test_why_latents_counts_both_steps(client):
@@ -127,17 +129,17 @@ def test_noise_space_compares_latent_and_pixel_noise_and_measures_the_autoencode
 
 def test_the_guidance_view_decomposes_each_guided_step(client):
     outputs = client.predict("a fox", "", 3, False, 2, 5.0, DEFAULT, SIDE, SIDE, False, "guidance",
-                             api_name="/generate")
+                             api_name="/generate_page")
     trajectory, status = outputs[4], outputs[6]
     three = (3 * STEP_SIDE + 2 * SIDE_BY_SIDE_GAP, STEP_SIDE)
     assert [Image.open(item["image"]).size for item in trajectory[:-1]] == [three] * 2
     assert all("RMS ε̂_uncond" in item["caption"] for item in trajectory[:-1])
     assert "**Guidance, decomposed**" in status and "with s = 5" in status and status.count("\n| 2 |") == 1
     off = client.predict("a fox", "", 3, False, 2, 0.0, DEFAULT, SIDE, SIDE, False, "guidance",
-                         api_name="/generate")
+                         api_name="/generate_page")
     assert "Guidance is off" in off[6] and "one prediction" in off[6]
     img2img = client.predict("the uploaded image", handle_file(asset("chelsea.png")), "a tiger", "", 1, False,
-                             4, 5.0, 0.5, DEFAULT, False, "guidance", api_name="/img2img")
+                             4, 5.0, 0.5, DEFAULT, False, "guidance", api_name="/img2img_page")
     assert "**Guidance, decomposed**" in img2img[-1] and "a row per step" in img2img[-1]
     # img2img has no trajectory: its live view ends on the sheet, one row per step run (4 × 0.5 = 2 steps)
     sheet = np.asarray(Image.open(img2img[3]).convert("RGB"))
@@ -157,7 +159,7 @@ def test_run_again_and_compare_reports_identical_runs(client):
                                      api_name="/compare_runs")
     assert "The same request, run twice" in report and "**Identical**" in report and "Settings changed: none" in report
     assert Image.open(heatmap).getextrema() == ((0, 0), (0, 0), (0, 0))
-    status = client.predict("a fox", "", 11, False, 2, 0.0, DEFAULT, SIDE, SIDE, False, api_name="/generate")[6]
+    status = client.predict("a fox", "", 11, False, 2, 0.0, DEFAULT, SIDE, SIDE, False, api_name="/generate_page")[6]
     latents_print = report.split("| latents | `")[1].split("`")[0]
     assert f"latents `{latents_print}`" in status  # the same request gives the fingerprint /compare_runs showed
 

@@ -42,7 +42,7 @@ def test_spaces_is_imported_before_anything_that_touches_cuda(tmp_path):
 
 def test_generate_runs_in_the_worker_and_equals_the_same_task_in_one_process(zclient, zerogpu_app):
     seed, noise, live, final, trajectory, gif, status = zclient.predict(
-        "a fox", "", 5, False, 3, 0.0, DEFAULT, 128, 128, False, api_name="/generate")
+        "a fox", "", 5, False, 3, 0.0, DEFAULT, 128, 128, False, api_name="/generate_page")
     models = load_configured_models("default")
     params = GenerateParams(prompt="a fox", seed=5, num_inference_steps=3, guidance_scale=0.0, width=128, height=128)
     expected = generate(models, params, Settings(fast_decoder="none", offline=True, max_image_side=SIDE))
@@ -60,7 +60,7 @@ def test_compile_compiles_ahead_of_time_in_a_gpu_call_and_the_workers_run_it(tmp
     try:
         client = Client(app.url, verbose=False)
         finals = [client.predict("a fox", "", 5, False, 2, guidance, DEFAULT, SIDE, SIDE, False,
-                                 api_name="/generate")[3] for guidance in (7.5, 0.0)]
+                                 api_name="/generate_page")[3] for guidance in (7.5, 0.0)]
     finally:
         stop_app(app)
     models = load_configured_models("default")
@@ -103,20 +103,20 @@ def test_every_other_endpoint_works_through_the_worker(zclient, zerogpu_app):
 def every_endpoint(client, log) -> None:
     """Every documented endpoint once (and the hand-offs between them), checked; none may be left out."""
     zclient = RecordingClient(client)
-    zclient.predict("a fox", "", 5, False, 2, 0.0, DEFAULT, 128, 128, False, api_name="/generate")
+    zclient.predict("a fox", "", 5, False, 2, 0.0, DEFAULT, 128, 128, False, api_name="/generate_page")
     channels, facts, original, reconstruction, error_map, latents_file = zclient.predict(
-        handle_file(asset("astronaut.png")), False, api_name="/encode")
+        handle_file(asset("astronaut.png")), False, api_name="/encode_page")
     assert "4×32×32" in facts and Image.open(reconstruction).size == (SIDE, SIDE)
     assert calls(log)[-1]["requested_s"] == vae_seconds(SIDE, SIDE, passes=2)
     # Encode -> img2img: the latents live in the visitor's gr.State in the main process, and cross to the worker
-    status = zclient.predict(source="the latents from the Encode tab", image=None, api_name="/img2img")[-1]
+    status = zclient.predict(source="the latents from the Encode tab", image=None, api_name="/img2img_page")[-1]
     assert "Started at step" in status and calls(log)[-1]["args"][1:4] == ["Img2ImgParams", "NoneType", "Tensor"]
     status = zclient.predict("the uploaded image", handle_file(asset("chelsea.png")), "a tiger",
-                             api_name="/img2img")[-1]
+                             api_name="/img2img_page")[-1]
     assert "Started at step" in status
     editor = {"background": handle_file(asset("astronaut.png")), "layers": [handle_file(asset("astronaut-mask.png"))],
               "composite": None}
-    seed, grid, live, result, status = zclient.predict(editor=editor, prompt="sunflowers", api_name="/inpaint")
+    seed, grid, live, result, status = zclient.predict(editor=editor, prompt="sunflowers", api_name="/inpaint_page")
     assert "latent blending" in status and set(np.unique(pixels(grid))) == {0, 255}
     first = zclient.predict(handle_file(asset("astronaut.png")), 100, 0, api_name="/add_noise")
     second = zclient.predict(handle_file(asset("astronaut.png")), 900, 0, api_name="/add_noise")
@@ -160,6 +160,17 @@ def every_endpoint(client, log) -> None:
     assert first.startswith(f"### {len(QUESTIONS)} of {len(QUESTIONS)} right")
     filled = zclient.predict(handle_file(a1111_png(log.parent)), api_name="/png_info")
     assert filled[0] == "a lighthouse"
+    # the forms for scripts: the same jobs, one answer
+    image, seed, facts, gif, latents = zclient.predict("a fox", "", 5, False, 2, 0.0, DEFAULT, 128, 128, False, True,
+                                                       True, api_name="/generate")
+    assert seed == 5 and Image.open(gif).n_frames == 3 and latents.endswith(".safetensors")
+    assert calls(log)[-1]["args"][:2] == ["generate", "GenerateParams"]
+    reconstruction, latents, facts, channels = zclient.predict(handle_file(asset("chelsea.png")), api_name="/encode")
+    image, seed, facts, _ = zclient.predict(source="the latents from the Encode tab", image=None, api_name="/img2img")
+    assert facts["steps_run"] > 0 and calls(log)[-1]["args"][1:4] == ["Img2ImgParams", "NoneType", "Tensor"]
+    image, seed, facts = zclient.predict(handle_file(asset("astronaut.png")), handle_file(asset("astronaut-mask.png")),
+                                         api_name="/inpaint")
+    assert "blending" in facts["method"] and calls(log)[-1]["args"][0] == "inpaint"
     assert zclient.called == zclient.documented(), "an endpoint was not called under the double"
 
 
@@ -178,8 +189,8 @@ def test_errors_cross_the_process_boundary_readably(zclient, tmp_path):
     small = tmp_path / "small.png"
     make_image(32, 32).save(small)  # refused inside the worker (the encode fits the image to the limits)
     with pytest.raises(AppError, match="each side must be at least 64 px"):
-        zclient.predict(handle_file(str(small)), False, api_name="/encode")
-    assert zclient.predict("a fox", "", 1, False, 1, 0.0, DEFAULT, 128, 128, False, api_name="/generate")[0] == 1
+        zclient.predict(handle_file(str(small)), False, api_name="/encode_page")
+    assert zclient.predict("a fox", "", 1, False, 1, 0.0, DEFAULT, 128, 128, False, api_name="/generate_page")[0] == 1
 
 
 UNPICKLABLE_RESULTS = """
@@ -239,7 +250,8 @@ def test_a_value_that_cannot_cross_back_fails_as_spaces_fails(tmp_path):
 
 
 def test_cancel_stops_the_worker_after_its_next_step_and_the_next_job_runs(zclient, zerogpu_app):
-    job = zclient.submit("a fox", "", 7, False, LONG_RUN_STEPS, 7.5, DEFAULT, SIDE, SIDE, False, api_name="/generate")
+    job = zclient.submit("a fox", "", 7, False, LONG_RUN_STEPS, 7.5, DEFAULT, SIDE, SIDE, False,
+                         api_name="/generate_page")
     deadline = time.monotonic() + 60
     while not job.outputs() and time.monotonic() < deadline:  # the first streamed step
         time.sleep(0.05)
@@ -250,7 +262,7 @@ def test_cancel_stops_the_worker_after_its_next_step_and_the_next_job_runs(zclie
         time.sleep(0.1)
     cancelled = [call for call in calls(zerogpu_app.log) if call.get("ended") == "cancelled"]
     assert cancelled and cancelled[-1]["yields"] < LONG_RUN_STEPS
-    seed = zclient.predict("a fox", "", 8, False, 1, 0.0, DEFAULT, 128, 128, False, api_name="/generate")[0]
+    seed = zclient.predict("a fox", "", 8, False, 1, 0.0, DEFAULT, 128, 128, False, api_name="/generate_page")[0]
     assert seed == 8  # the worker was stopped and serves the next visitor
 
 
@@ -262,7 +274,8 @@ def test_a_call_over_the_quota_left_is_refused_and_the_server_keeps_serving(zcli
         refused, served = None, 0
         for attempt in range(20):
             try:
-                zclient.predict("a fox", "", attempt, False, 4, 0.0, DEFAULT, SIDE, SIDE, False, api_name="/generate")
+                zclient.predict("a fox", "", attempt, False, 4, 0.0, DEFAULT, SIDE, SIDE, False,
+                                api_name="/generate_page")
                 served += 1
             except AppError as err:
                 refused = str(err)
@@ -274,7 +287,7 @@ def test_a_call_over_the_quota_left_is_refused_and_the_server_keeps_serving(zcli
     today = entries[-(served + 1):]
     held = sum(entry["held_s"] for entry in today if "held_s" in entry)
     assert today[-1]["event"] == "refused" and today[-1]["requested_s"] > quota - held
-    assert zclient.predict("a fox", "", 1, False, 1, 0.0, DEFAULT, 128, 128, False, api_name="/generate")[0] == 1
+    assert zclient.predict("a fox", "", 1, False, 1, 0.0, DEFAULT, 128, 128, False, api_name="/generate_page")[0] == 1
 
 
 def test_every_tab_and_both_hand_offs_in_the_browser_under_zerogpu(page, zerogpu_app):

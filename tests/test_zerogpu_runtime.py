@@ -83,7 +83,7 @@ def test_packed_weights_raise_in_the_main_process_and_work_in_the_worker(tmp_pat
 
 
 def test_the_app_packs_its_weights_at_launch(zclient, zerogpu_app):
-    zclient.predict("a fox", "", 2, False, 1, 0.0, DEFAULT, 128, 128, False, api_name="/generate")
+    zclient.predict("a fox", "", 2, False, 1, 0.0, DEFAULT, 128, 128, False, api_name="/generate_page")
     packed = [line for line in zerogpu_app.server_log().splitlines() if "ZeroGPU tensors packing" in line]
     assert packed and int(packed[0].split(": ")[1].split()[0]) > 100  # every weight of the offline model
     assert "loaded built-in offline model (trained VAE; untrained UNet and text encoder) on cpu" in \
@@ -92,7 +92,7 @@ def test_the_app_packs_its_weights_at_launch(zclient, zerogpu_app):
 
 def generate_png(client, seed=5):
     return np.asarray(Image.open(client.predict("a fox", "", seed, False, 2, 0.0, DEFAULT, 128, 128, False,
-                                                api_name="/generate")[3]))
+                                                api_name="/generate_page")[3]))
 
 
 def test_a_busy_slot_or_another_gpu_gets_a_cold_worker_that_pays_its_start(zclient, zerogpu_app):
@@ -218,7 +218,7 @@ def test_every_endpoint_of_a_tiny_sd_folder_under_the_double(tmp_path, tiny_sd_f
 
 
 AT_THE_LIMITS = [  # (endpoint, arguments): the most work each lets a visitor ask for (the app's flags' limits)
-    ("/generate", ("a fox", "", 1, False, LONG_RUN_STEPS, 30.0, DEFAULT, SIDE, SIDE, False)),
+    ("/generate_page", ("a fox", "", 1, False, LONG_RUN_STEPS, 30.0, DEFAULT, SIDE, SIDE, False)),
     ("/seed_walk", ("a fox", 1, 2, 16, 4, 7.5, DEFAULT, SIDE, SIDE)),
     ("/why_latents", (SIDE, 50, 7.5)),
 ]

@@ -13,6 +13,7 @@ from latent_demo.offline_model import HELD_OUT_PSNR_DB
 from latent_demo.serving import files, gradio_compat, no_url_fetch
 from latent_demo.serving.example_cache import RememberingRunner
 from latent_demo.serving.runner import ModelRunner
+from latent_demo.ui import script_api
 from latent_demo.ui.common import TabContext
 from latent_demo.ui.examples import ASSETS
 from latent_demo.ui.state import EncodedImage, LastRun
@@ -69,10 +70,13 @@ def build_app(models: Models, settings: Settings) -> gr.Blocks:
             gr.Markdown(offline_banner(models), elem_id="offline-banner")
         encoded = gr.State(None, time_to_live=settings.state_ttl_s)
         lesson = gr.State(None, time_to_live=settings.state_ttl_s)
+        runner = model_runner(models, settings)
+        ctx = TabContext(models=models, settings=settings, encoded=encoded, runner=runner, lesson=lesson,
+                         example_runner=RememberingRunner(runner))
+        # /generate, /img2img, /inpaint, /encode for scripts (one answer, no streaming): built first, so they take
+        # those names before Gradio names the tabs' unnamed events after their functions
+        script_api.build(ctx)
         with gr.Tabs() as tabs:
-            runner = model_runner(models, settings)
-            ctx = TabContext(models=models, settings=settings, encoded=encoded, runner=runner, lesson=lesson,
-                             example_runner=RememberingRunner(runner))
             with gr.Tab("1 · Encode", id="encode"):
                 encode_tab = encode.build(ctx)
             with gr.Tab("2 · Generate", id="generate"):

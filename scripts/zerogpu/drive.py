@@ -53,15 +53,15 @@ def timed_call(client: Client, log: Path, name: str, **kwargs) -> tuple[float, f
 
 
 def every_endpoint(client: Client, log: Path) -> None:
-    timed_call(client, log, "/generate (defaults)", prompt="a red fox in the snow", api_name="/generate")
-    timed_call(client, log, "/encode", image=handle_file(f"{ASSET}/astronaut.png"), api_name="/encode")
+    timed_call(client, log, "/generate (defaults)", prompt="a red fox in the snow", api_name="/generate_page")
+    timed_call(client, log, "/encode_page", image=handle_file(f"{ASSET}/astronaut.png"), api_name="/encode_page")
     _, _, result = timed_call(client, log, "/img2img from Encode", source="the latents from the Encode tab",
-                              image=None, api_name="/img2img")
+                              image=None, api_name="/img2img_page")
     assert "Started at step" in result[-1], result[-1]
     timed_call(client, log, "/img2img upload", source="the uploaded image",
-               image=handle_file(f"{ASSET}/chelsea.png"), prompt="a tiger", api_name="/img2img")
+               image=handle_file(f"{ASSET}/chelsea.png"), prompt="a tiger", api_name="/img2img_page")
     _, _, result = timed_call(client, log, "/inpaint (Encode's image)", editor=EDITOR, prompt="sunflowers",
-                              api_name="/inpaint")
+                              api_name="/inpaint_page")
     assert "Method" in result[-1], result[-1]
     timed_call(client, log, "/add_noise", image=handle_file(f"{ASSET}/astronaut.png"), timestep=500,
                api_name="/add_noise")
@@ -75,7 +75,7 @@ def every_endpoint(client: Client, log: Path) -> None:
 
 def cancel_a_stream(client: Client, log: Path) -> None:
     before = len(released(log))
-    job = client.submit(prompt="a lighthouse", steps=50, api_name="/generate")
+    job = client.submit(prompt="a lighthouse", steps=50, api_name="/generate_page")
     deadline = time.monotonic() + 120
     while not job.outputs() and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -84,14 +84,15 @@ def cancel_a_stream(client: Client, log: Path) -> None:
     held = [event["held_s"] for event in released(log)[before:]]
     print(f"{'/generate 50 steps, Cancel':<28} streamed {len(job.outputs())} updates, GPU released after "
           f"{held[0] if held else float('nan'):.2f} s")
-    timed_call(client, log, "/generate after Cancel", prompt="a fox", api_name="/generate")
+    timed_call(client, log, "/generate after Cancel", prompt="a fox", api_name="/generate_page")
 
 
-COLD_AND_WARM = [  # (label, keyword arguments): the defaults a visitor gets
+COLD_AND_WARM = [  # (label, keyword arguments): the forms for scripts, at the defaults a visitor gets
     ("/generate", {"prompt": "a red fox in the snow", "api_name": "/generate"}),
     ("/img2img", {"source": "the uploaded image", "image": handle_file(f"{ASSET}/chelsea.png"), "prompt": "a tiger",
                   "api_name": "/img2img"}),
-    ("/inpaint", {"editor": EDITOR, "prompt": "sunflowers", "api_name": "/inpaint"}),
+    ("/inpaint", {"image": handle_file(f"{ASSET}/astronaut.png"), "mask": handle_file(f"{ASSET}/astronaut-mask.png"),
+                  "prompt": "sunflowers", "api_name": "/inpaint"}),
     ("/encode", {"image": handle_file(f"{ASSET}/astronaut.png"), "api_name": "/encode"}),
     ("/predict_noise", {"image": handle_file(f"{ASSET}/astronaut.png"), "api_name": "/predict_noise"}),
     ("/seed_walk", {"api_name": "/seed_walk"}),
@@ -125,7 +126,7 @@ def until_refused(client: Client, log: Path) -> int:
     count = 0
     while True:
         try:
-            client.predict(prompt="a red fox in the snow", seed=count, api_name="/generate")
+            client.predict(prompt="a red fox in the snow", seed=count, api_name="/generate_page")
         except AppError as err:
             print(f"refused after {count} default /generate calls: {err}")
             return count

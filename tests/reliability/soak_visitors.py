@@ -14,12 +14,12 @@ def visit(url: str, image: str, first_request: int, per_visit: int) -> None:
     for k in range(per_visit):
         n = first_request + k
         if k == 0:
-            client.predict(handle_file(image), False, api_name="/encode")
+            client.predict(handle_file(image), False, api_name="/encode_page")
         elif k == 1:
             client.predict("the latents from the Encode tab", None, "a tiger", "", n, False, 2, 0.0, 0.5,
-                           "model default", False, api_name="/img2img")
+                           "model default", False, api_name="/img2img_page")
         else:
-            client.predict("a fox", "", n, False, 2, 0.0, "model default", 64, 64, False, api_name="/generate")
+            client.predict("a fox", "", n, False, 2, 0.0, "model default", 64, 64, False, api_name="/generate_page")
 
 
 if __name__ == "__main__":

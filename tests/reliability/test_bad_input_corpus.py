@@ -87,9 +87,9 @@ def test_each_case_gets_a_result_or_a_readable_error(client, app_url, corpus, ca
 
 
 def test_rotated_and_odd_images_come_out_upright_and_rgb(client, corpus):
-    gallery, facts, original, *_ = client.predict(*corpus["EXIF-rotated JPEG"].args, api_name="/encode")
+    gallery, facts, original, *_ = client.predict(*corpus["EXIF-rotated JPEG"].args, api_name="/encode_page")
     assert Image.open(original).size == (64, 96)  # 96x64 stored, shown rotated by 90°
-    bright = np.asarray(Image.open(client.predict(*corpus["16-bit PNG"].args, api_name="/encode")[2]))
+    bright = np.asarray(Image.open(client.predict(*corpus["16-bit PNG"].args, api_name="/encode_page")[2]))
     # a 16-bit ramp scaled into 0..255 (clipping, as PIL's own convert does, would make it almost all white)
     assert bright.ndim == 3 and bright.min() < 5 and bright.max() > 200 and 60 < bright.mean() < 180
 
@@ -97,5 +97,6 @@ def test_rotated_and_odd_images_come_out_upright_and_rgb(client, corpus):
 def test_after_the_corpus_the_server_still_answers_correctly(client, models, app_settings):
     params = GenerateParams(prompt="a fox", seed=1, num_inference_steps=2, width=64, height=64)
     expected = np.asarray(tasks.generate(models, params, app_settings).image)
-    served = client.predict("a fox", "", 1, False, 2, 0.0, "model default", 64, 64, False, api_name="/generate")[3]
+    served = client.predict("a fox", "", 1, False, 2, 0.0, "model default", 64, 64, False,
+                            api_name="/generate_page")[3]
     assert np.array_equal(np.asarray(Image.open(served).convert("RGB")), expected)

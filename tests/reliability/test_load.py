@@ -43,13 +43,14 @@ def requests_for(visitor: int, photo: str, mask: str) -> list[tuple[str, tuple, 
     seed = 100 + visitor
     scheduler = ["model default", "Euler a", "DPM++ 2M", "UniPC"][visitor % 4]
     mix = [
-        ("/generate", ("a fox", "", seed, False, 3, 4.0, scheduler, 64, 64, False), 3),
-        ("/img2img", ("the uploaded image", handle_file(photo), "a tiger", "", seed, False, 4, 0.0, 0.5, scheduler,
+        ("/generate_page", ("a fox", "", seed, False, 3, 4.0, scheduler, 64, 64, False), 3),
+        ("/img2img_page", ("the uploaded image", handle_file(photo), "a tiger", "", seed, False, 4, 0.0, 0.5,
+                           scheduler,
                       False), 4),
-        ("/inpaint", ({"background": handle_file(photo), "layers": [handle_file(mask)], "composite": None},
+        ("/inpaint_page", ({"background": handle_file(photo), "layers": [handle_file(mask)], "composite": None},
                       "a flower", "", seed, False, 2, 0.0, 1.0, 0, scheduler, False), 3),
         ("/add_noise", (handle_file(photo), seed % 1000, seed), 1),
-        ("/encode", (handle_file(photo), False), 3),
+        ("/encode_page", (handle_file(photo), False), 3),
         ("/seed_walk", ("a fox", seed, seed + 1, 2, 2, 0.0, scheduler, 64, 64), 0),
     ]
     return [mix[(visitor + k) % len(mix)] for k in range(REQUESTS_EACH)]
@@ -119,7 +120,7 @@ def test_past_max_size_visitors_are_told_the_queue_is_full(models):
     try:
         url = f"http://127.0.0.1:{settings.port}/"
         jobs = [Client(url, verbose=False).submit("a fox", "", i, False, 30, 5.0, "model default", 256, 256, False,
-                                                  api_name="/generate") for i in range(8)]
+                                                  api_name="/generate_page") for i in range(8)]
         outcomes = []
         for job in jobs:
             try:

@@ -35,7 +35,7 @@ def test_no_endpoint_takes_a_model_path_or_url(client):
 def test_a_server_file_cannot_be_passed_as_an_upload(client):
     forged = {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}, "orig_name": "passwd.png"}
     with pytest.raises(AppError) as refused:
-        client.predict(forged, False, api_name="/encode")
+        client.predict(forged, False, api_name="/encode_page")
     assert "verbose error reporting" not in str(refused.value)  # refused with a reason, not a crash
     assert "root:" not in str(refused.value)  # and nothing of the file comes back
 
@@ -47,10 +47,11 @@ REMOTE_IMAGE = "https://images.invalid/cat.png"
 def test_an_image_input_given_as_a_url_is_not_fetched(client):
     as_url = {"path": REMOTE_IMAGE, "meta": {"_type": "gradio.FileData"}, "orig_name": "cat.png"}
     with pytest.raises(AppError, match=re.escape(URL_INPUT_REFUSED)):
-        client.predict(as_url, False, api_name="/encode")
+        client.predict(as_url, False, api_name="/encode_page")
     editor_value = {"background": as_url, "layers": [], "composite": as_url}
     with pytest.raises(AppError, match=re.escape(URL_INPUT_REFUSED)):
-        client.predict(editor_value, "x", "", 1, False, 2, 0.0, 1.0, 0, "model default", False, api_name="/inpaint")
+        client.predict(editor_value, "x", "", 1, False, 2, 0.0, 1.0, 0, "model default", False,
+                       api_name="/inpaint_page")
 
 
 @pytest.mark.parametrize("target", [REMOTE_IMAGE, "http://127.0.0.1:1/x.png", "https%3A%2F%2Fimages.invalid%2Fcat.png",

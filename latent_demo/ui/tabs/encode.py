@@ -198,7 +198,7 @@ def build(ctx: TabContext) -> EncodeTab:
             to_inpaint = gr.Button("Use this image for inpainting →", elem_id="send-inpaint")
     outputs = list(Outputs(channels=channels, facts=facts, original=original, reconstruction=reconstruction,
                            error_map=error_map, latents_file=download, encoded=ctx.encoded, lesson=ctx.lesson))
-    run.click(handler, [image, fast, ctx.lesson], outputs, **ctx.model_job(api_name="encode"))
+    run.click(handler, [image, fast, ctx.lesson], outputs, **ctx.model_job(api_name="encode_page"))
     remembered = bound(encode, ctx.remembering())  # computed once per image for every visitor
     ctx.examples([[path] for path in example_images()], [image], remembered, [image, fast, ctx.lesson], outputs,
                  "Examples (click one to encode it)")

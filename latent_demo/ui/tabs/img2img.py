@@ -73,6 +73,17 @@ def img2img_seconds(models: Models, settings: Settings, params: Img2ImgParams, i
 JOBS = {"img2img": (img2img_job, img2img_seconds)}  # what this tab runs where the GPU is (registered by ui/app.py)
 
 
+def starting_point(source: str, image, encoded: EncodedImage | None, settings: Settings
+                   ) -> tuple[Image.Image | None, torch.Tensor | None]:
+    """The job's (image, latents): the upload, or the latents handed over (no re-encode)."""
+    if source != FROM_ENCODE:
+        return load_upload(image, settings), None
+    if encoded is None:
+        raise ValueError("no latents yet: encode an image first (the Encode tab, or /encode in this session), or "
+                         "use an upload")
+    return None, encoded.latents
+
+
 @user_errors
 def run(ctx: TabContext, source, image, prompt, negative_prompt, seed, randomize, steps, guidance, strength,
         scheduler, fast_decode, view=DEFAULT_VIEW, encoded: EncodedImage | None = None, progress=gr.Progress()):
@@ -80,12 +91,7 @@ def run(ctx: TabContext, source, image, prompt, negative_prompt, seed, randomize
     view = check_view(view)
     params = controls.sampling_params(Img2ImgParams, prompt, negative_prompt, seed, randomize, steps, guidance,
                                       scheduler, fast_decode, strength=strength)
-    if source == FROM_ENCODE:
-        if encoded is None:
-            raise ValueError("no latents yet: encode an image in the Encode tab first, or use an upload")
-        start = (None, encoded.latents)
-    else:
-        start = (load_upload(image, settings), None)
+    start = starting_point(source, image, encoded, settings)
     total = planned_steps(models, params, settings)
     for update in sampling_updates(ctx.runner, "img2img", (params, *start), total, progress):
         if isinstance(update, Step):
@@ -155,7 +161,7 @@ def build(ctx: TabContext) -> Img2ImgTab:
     outputs = list(Outputs(used_seed=used_seed, encoded_view=encoded_view, noised_view=noised_view, live=live,
                            final=final, status=status, last_run=last_run))
     handler = bound(run, ctx)
-    event = start.click(handler, inputs, outputs, **ctx.model_job(api_name="img2img"))
+    event = start.click(handler, inputs, outputs, **ctx.model_job(api_name="img2img_page"))
     rows = [[FROM_UPLOAD, asset("chelsea.png"), "a tiger, photograph", 0.6],
             [FROM_UPLOAD, asset("coffee.png"), "a cup of green tea", 0.5]]
     example_run = ctx.examples(rows, [source, image, prompt, strength], handler, inputs, outputs,
