@@ -24,15 +24,16 @@ GB = 1024**3
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
 
 
-def saved_sd15(folder: Path) -> Path:
-    """A diffusers folder of the SD 1.5 architecture with random float32 weights (written once, reused)."""
+def saved_sd15(folder: Path, preset: str = "sd15") -> Path:
+    """A diffusers folder of the SD 1.5 architecture (or `preset`'s) with random float32 weights (written once,
+    reused)."""
     if (folder / "model_index.json").exists():
         return folder
     from diffusers import StableDiffusionPipeline
 
     from latent_demo.schedulers import make_scheduler
 
-    models = components.build("sd15", torch.float32, fast_decoder=False)
+    models = components.build(preset, torch.float32, fast_decoder=False)
     StableDiffusionPipeline(vae=models.vae, text_encoder=models.text_encoder, tokenizer=models.tokenizer,
                             unet=models.unet, scheduler=make_scheduler(models.scheduler_config), safety_checker=None,
                             feature_extractor=None, requires_safety_checker=False).save_pretrained(folder)
@@ -378,6 +379,31 @@ def serving_overhead(quick: bool, reps: int, device: str, url: str | None = None
                                 f"round trip {trip:.2f} s", target="≤ 0.10 s", ok=wait <= 0.10))
         rows += script_rows(script, models, settings, size, reps, quick)
     return rows
+
+
+def bench_turbo_script(quick: bool, reps: int) -> list[Row]:
+    """The CPU visitor's model as a script calls it: /generate for scripts (one answer), gradio_client's defaults,
+    sd-turbo-size random weights, 512 px, 1 step, the app's own dtype on this CPU, against diffusers'
+    StableDiffusionPipeline on the same folder in this process (alternating)."""
+    from gradio_client import Client
+
+    from latent_demo.presets import choose_dtypes
+
+    size = 128 if quick else 512
+    model = "offline" if quick else str(saved_sd15(Path(tempfile.gettempdir()) / "latent-demo-bench-turbo",
+                                                   preset="sd-turbo"))
+    dtype = choose_dtypes(torch.device("cpu"), "auto")[0]
+    raw = RawDiffusers(model, dtype, "cpu")
+    with RunningApp(model, 900, "--device", "cpu", "--max-image-side", str(size)) as app:
+        script = Client(app.url, verbose=False)
+        args = ("a red fox", "", 1, False, 1, 0.0, "model default", size, size, False)
+        times = alternate_timed({
+            "script": lambda: (0, 0, seconds(lambda: script.predict(*args, api_name="/generate"))),
+            "raw": lambda: (0, 0, seconds(lambda: raw.generate(1, size)))}, reps)
+    script_s, raw_s = times["script"][2], times["raw"][2]
+    return [Row(f"/generate for scripts, gradio_client defaults ({'offline' if quick else 'sd-turbo size'}, {size}px, "
+                f"1 step, {dtype_name(dtype)})", f"{script_s:.2f} s", f"diffusers pipeline {raw_s:.2f} s",
+                script_s / raw_s, "≤ 1.05", None if quick else script_s / raw_s <= 1.05)]
 
 
 def script_rows(script, models, settings, size: int, reps: int, quick: bool) -> list[Row]:

@@ -297,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += processes.bench_app_process() if args.device == "cpu" and not cfg.quick else []
         rows += processes.bench_cold_start(cfg.quick) if args.device == "cpu" else []
         rows += processes.bench_served_path(cfg.quick, cfg.reps, args.device)
+        rows += processes.bench_turbo_script(cfg.quick, cfg.reps) if args.device == "cpu" else []
         rows += [] if cfg.quick else processes.bench_compile(cfg.reps, args.device)  # minutes of compiling
     table = "\n".join(["| measurement | value | anchor | ratio | target | verdict |", "|---|---|---|---|---|---|"]
                       + [row.line() for row in rows])

@@ -13,14 +13,16 @@ replayed example are made again, like any other result's.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import pickle
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
 import gradio as gr
+import torch
+from PIL import Image
 
 from latent_demo.serving.runner import ModelRunner
 
@@ -70,5 +72,25 @@ class RememberingRunner:
 
 
 def request_key(name: str, args: tuple) -> str:
-    """The job and every argument it gets (settings dataclasses, PIL images, tensors: all pickle by value)."""
-    return hashlib.sha256(pickle.dumps((name, args), protocol=pickle.HIGHEST_PROTOCOL)).hexdigest()
+    """The job and every argument it gets, by value: settings dataclasses field by field, PIL images and tensors by
+    their bytes (with their size, mode, shape and dtype), everything else by its repr."""
+    digest = hashlib.sha256(name.encode())
+    _feed(digest, args)
+    return digest.hexdigest()
+
+
+def _feed(digest, value) -> None:
+    digest.update(type(value).__name__.encode())
+    if isinstance(value, tuple | list):
+        for item in value:
+            _feed(digest, item)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        _feed(digest, [getattr(value, field.name) for field in dataclasses.fields(value)])
+    elif isinstance(value, Image.Image):
+        digest.update(f"{value.mode} {value.size}".encode())
+        digest.update(value.tobytes())
+    elif isinstance(value, torch.Tensor):
+        digest.update(f"{value.dtype} {tuple(value.shape)}".encode())
+        digest.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    else:
+        digest.update(repr(value).encode())
