@@ -161,3 +161,22 @@ def test_cancel_stops_only_that_visitors_job(app_url, models):
     finally:
         handle.remove()
     assert np.array_equal(np.asarray(Image.open(bobs_image)), np.asarray(Image.open(reference)))
+
+
+def test_the_step_interval_grows_with_what_the_consumer_spends_on_a_step():
+    """The live pictures get at most cpu_share of the wall time: a consumer that spends 50 ms on each shown step
+    (picture, PNG, sending) sees the next one no sooner than 50 ms / 0.1 = 0.5 s later, not 20 ms later."""
+    def steady_steps(callback):
+        for i in range(60):  # a step every 20 ms for 1.2 s
+            time.sleep(0.02)
+            callback(i, i, torch.zeros(1), torch.zeros(1))
+        return "finished"
+
+    shown_at = []
+    for kind, _ in stream_task(steady_steps, threading.BoundedSemaphore(1), min_step_interval_s=0.02,
+                               cpu_share=0.1):
+        if kind == "step":
+            shown_at.append(time.monotonic())
+            time.sleep(0.05)  # the consumer's work on this step
+    gaps = [later - earlier for earlier, later in zip(shown_at, shown_at[1:], strict=False)]
+    assert 2 <= len(shown_at) <= 4 and min(gaps) >= 0.5  # not ~17 pictures at the 20 ms floor

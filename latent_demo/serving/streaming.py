@@ -29,8 +29,11 @@ class TaskUpdates:
         self._updates.put(("frame", (index, result)))
 
 
+PREVIEW_CPU_SHARE = 0.1  # the live pictures' share of the wall time, at most: the rest is the model's
+
+
 def stream_task(task: Callable[[TaskUpdates], Any], model_slots: threading.Semaphore,
-                min_step_interval_s: float = 0.0) -> Iterator[tuple[str, Any]]:
+                min_step_interval_s: float = 0.0, cpu_share: float = PREVIEW_CPU_SHARE) -> Iterator[tuple[str, Any]]:
     """Run `task(updates)` in a worker thread; yield ("step", (i, t, latents, denoised)) per step,
     ("frame", (i, result)) per finished frame, then ("done", result).
 
@@ -40,6 +43,11 @@ def stream_task(task: Callable[[TaskUpdates], Any], model_slots: threading.Semap
     steps after it, and a backlog of stale previews would delay the final image. A step still waiting when the task
     ends (or fails) is dropped: the result follows at once. The trajectory in the result holds every step. Frames
     are never dropped.
+
+    The interval also adapts to what a step's picture costs: the time from yielding a step until the consumer asks
+    for the next update (the tab makes its picture, Gradio encodes and sends it) is work on the cores the model
+    runs on, so the next step is shown no sooner than that time / `cpu_share` later. On 2 cores a fixed 100 ms let
+    the pictures slow a 25-step generation's UNet by 1.35× (benchmarks/README.md, "The page's own wait").
 
     Gradio closes this generator on its event loop when the visitor presses Cancel (or leaves), so the `finally`
     must not block: it only asks the loop to stop at its next step. The worker holds one of the model slots until it
@@ -60,12 +68,13 @@ def stream_task(task: Callable[[TaskUpdates], Any], model_slots: threading.Semap
     threading.Thread(target=work, name="latent-demo-task", daemon=True).start()
     try:
         waiting, shown_at = None, -float("inf")  # shown_at: when the last step was yielded
+        interval_s = min_step_interval_s
         while True:
             kind, value = waiting or updates.get()
             waiting = None
             while kind == "step" and waiting is None:  # the newest step, once the interval since the last is over
                 try:
-                    wait_s = shown_at + min_step_interval_s - time.monotonic()
+                    wait_s = shown_at + interval_s - time.monotonic()
                     waiting = updates.get(timeout=wait_s) if wait_s > 0 else updates.get_nowait()
                 except queue.Empty:
                     break
@@ -80,5 +89,7 @@ def stream_task(task: Callable[[TaskUpdates], Any], model_slots: threading.Semap
             yield kind, value
             if kind == "done":
                 return
+            if kind == "step" and min_step_interval_s > 0:  # (0: every step, as tests and the ZeroGPU worker ask)
+                interval_s = max(min_step_interval_s, (time.monotonic() - shown_at) / cpu_share)
     finally:
         stop.set()
