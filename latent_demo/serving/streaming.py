@@ -46,8 +46,9 @@ def stream_task(task: Callable[[TaskUpdates], Any], model_slots: threading.Semap
 
     The interval also adapts to what a step's picture costs: the time from yielding a step until the consumer asks
     for the next update (the tab makes its picture, Gradio encodes and sends it) is work on the cores the model
-    runs on, so the next step is shown no sooner than that time / `cpu_share` later. On 2 cores a fixed 100 ms let
-    the pictures slow a 25-step generation's UNet by 1.35× (benchmarks/README.md, "The page's own wait").
+    runs on, so the next step is shown no sooner than that time / `cpu_share` later (measured on 2 cores: a small
+    gain; the pictures are not what slows the UNet inside the server, benchmarks/README.md, "The page's own
+    wait").
 
     Gradio closes this generator on its event loop when the visitor presses Cancel (or leaves), so the `finally`
     must not block: it only asks the loop to stop at its next step. The worker holds one of the model slots until it
