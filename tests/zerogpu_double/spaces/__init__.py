@@ -8,8 +8,7 @@ cannot run for real (it needs CUDA):
   duration factor; a duration over the quota left is refused before anything runs, in ZeroGPU's words.
 - The function runs in a forked worker process, one per GPU index, reused for the next call while it is alive and
   the scheduler says the slot is idle (else a new one is forked, and pays its start in the billed time); the worker
-  closes the
-  server's sockets it inherited (spaces closes the server port's connections). Its arguments, every
+  first closes its copies of the Gradio server port's sockets, as spaces does, and only those. Its arguments, every
   yielded value and its result are pickled across (multiprocessing queues), in a thread of the worker.
 - A gr.Error raised in the worker reaches the visitor intact; any other exception becomes
   gr.Error(<exception class name>, title="ZeroGPU worker error"); a dead worker gives "GPU task aborted".
