@@ -20,7 +20,7 @@ def open_image(source: ImageSource, max_pixels: int, keep_alpha: bool = False) -
         source = _array_to_pil(source)
     if isinstance(source, Image.Image):
         check_pixel_count(source.size, max_pixels)
-        return to_rgb(source)
+        return source.convert("RGBA") if keep_alpha else to_rgb(source)
     try:
         image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
         check_pixel_count(image.size, max_pixels)  # before decoding: the header is all that was read

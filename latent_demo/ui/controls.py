@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import secrets
 
@@ -145,6 +146,13 @@ def generation_settings(models: Models, params: SamplingParams, image: Image.Ima
                               scheduler=display_name(models.scheduler_config, params.scheduler),
                               guidance=params.guidance_scale, seed=params.seed, width=image.width,
                               height=image.height, model=models.source, strength=strength)
+
+
+def settings_metadata(models: Models, params: SamplingParams, image: Image.Image, strength: float | None = None
+                      ) -> dict[str, str]:
+    """A latents file's metadata: the result's settings as the PNG's exact JSON carries them."""
+    settings = generation_settings(models, params, image, strength)
+    return {"settings": json.dumps(settings.__dict__, ensure_ascii=False)}
 
 
 def view_input(prefix: str) -> gr.Radio:

@@ -14,7 +14,6 @@ limits (the same as the page's controls).
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections import namedtuple
 from pathlib import Path
 
@@ -65,11 +64,6 @@ def sampling_facts(ctx: TabContext, params: SamplingParams, result: TaskResult) 
             "hidden_by_safety_checker": result.flagged}
 
 
-def settings_metadata(ctx: TabContext, params: SamplingParams, image: Image.Image, strength=None) -> dict:
-    settings = controls.generation_settings(ctx.models, params, image, strength)
-    return {"settings": json.dumps(settings.__dict__, ensure_ascii=False)}
-
-
 @user_errors
 def generate(ctx: TabContext, prompt, negative_prompt, seed, randomize, steps, guidance, scheduler, width, height,
              fast_decode, return_trajectory=False, return_latents=False) -> GenerateOutputs:
@@ -84,7 +78,7 @@ def generate(ctx: TabContext, prompt, negative_prompt, seed, randomize, steps, g
         frames = trajectory_pictures(ctx.models, result)
         gif = to_gif(frames + [on_canvas(image, frames[0].size)]) if frames else None
     latents = latents_file(result.latents, ctx.models, "generated-latents",
-                           **settings_metadata(ctx, params, image)) if latents_wanted else None
+                           **controls.settings_metadata(ctx.models, params, image)) if latents_wanted else None
     return GenerateOutputs(image=image, seed=result.seed, facts=sampling_facts(ctx, params, result), trajectory=gif,
                            latents=latents)
 
@@ -100,8 +94,10 @@ def img2img(ctx: TabContext, source, image, prompt, negative_prompt, seed, rando
                                                                        params.strength))
     facts = {**sampling_facts(ctx, params, result), "strength": params.strength, "start_step": result.start_step,
              "steps_run": len(result.timesteps)}
-    latents = latents_file(result.latents, ctx.models, "img2img-latents",
-                           **settings_metadata(ctx, params, picture, params.strength)) if latents_wanted else None
+    latents = None
+    if latents_wanted:
+        latents = latents_file(result.latents, ctx.models, "img2img-latents",
+                               **controls.settings_metadata(ctx.models, params, picture, params.strength))
     return Img2ImgOutputs(image=picture, seed=result.seed, facts=facts, latents=latents)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import namedtuple
 from dataclasses import dataclass
 
@@ -146,9 +145,8 @@ def final_latents(ctx: TabContext, last_run: LastRun | None) -> str:
     """The visitor's last result's final latents as a file, its settings (the PNG's JSON) in the metadata."""
     if last_run is None:
         raise ValueError("generate an image first: its final latents are saved from the last run")
-    settings = controls.generation_settings(ctx.models, last_run.params, last_run.image)
     return latents_file(last_run.latents, ctx.models, "generated-latents",
-                        settings=json.dumps(settings.__dict__, ensure_ascii=False))
+                        **controls.settings_metadata(ctx.models, last_run.params, last_run.image))
 
 
 SEE_THE_STEPS = 4

@@ -87,7 +87,7 @@ def schedule(duration_s: float) -> tuple[Answer, int]:
     if quota is not None:
         left, auth, wait_s = quota
         if requested > left:
-            _log({"event": "refused", "requested_s": requested, "left_s": round(left, 3), "auth": auth})
+            log({"event": "refused", "requested_s": requested, "left_s": round(left, 3), "auth": auth})
             raise _error(*quota_refusal(requested, int(left), timedelta(seconds=wait_s), auth, _request_headers()))
     return Answer(idle=planned.get("idle", True), gpu=planned.get("gpu", 0)), requested
 
@@ -104,8 +104,6 @@ def log(entry: dict) -> None:
         with _lock, open(path, "a") as log_file:
             log_file.write(json.dumps(entry) + "\n")
 
-
-_log = log
 
 
 def _next_planned() -> dict:
@@ -188,7 +186,7 @@ def illegal_duration(requested: int, auth: str | None, headers: dict) -> tuple[s
 
 
 def _refusal(kind: str, requested: int) -> Exception:
-    _log({"event": "refused", "requested_s": requested, "reason": kind})
+    log({"event": "refused", "requested_s": requested, "reason": kind})
     headers = _request_headers()
     if kind == "illegal-duration":
         return _error(*illegal_duration(requested, None, headers))
