@@ -61,6 +61,18 @@ def test_generate_shows_the_predicted_clean_image_beside_the_noisy_latents(visit
     expect(report).to_contain_text("Different")
     assert served_image(visitor, "#compare-heatmap").max() > 0
     shot(visitor, "lesson-6-compare")
+    # img2img has no trajectory gallery: in the guidance view its live picture ends on the predictions, a row a step
+    visitor.locator("#generate-send-img2img").click()
+    visitor.locator("#img2img-prompt textarea").fill("a fox")
+    visitor.locator("#img2img-view label", has_text="guidance").click()
+    guidance = visitor.locator("#img2img-guidance input[type=number]")
+    guidance.fill("5")
+    guidance.press("Enter")
+    visitor.locator("#img2img-button").click()
+    expect(visitor.locator("#img2img-status")).to_contain_text("a row per step", timeout=SLOW)
+    sheet = served_image(visitor, "#img2img-live")
+    assert sheet.shape[1] == 3 * STEP_SIDE + 2 * SIDE_BY_SIDE_GAP
+    assert (sheet.shape[0] + SIDE_BY_SIDE_GAP) % (STEP_SIDE + SIDE_BY_SIDE_GAP) == 0  # whole rows of step pictures
 
 
 def test_the_toy_encoder_and_the_posterior_on_the_encode_tabs_image(visitor: Page):
