@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from diffusers import StableDiffusionPipeline
 
-from benchmarks import components, processes
+from benchmarks import compare_vaes, components, processes
 from benchmarks.harness import Config, Row, alternate, seconds, verdict
 from latent_demo.compression import SQUEEZES, compare_compression
 from latent_demo.config import Settings
@@ -293,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
         rows += bench_lesson(cfg, settings, sd15) if "lesson" in args.only else []
         del sd15
         gc.collect()
+    if "lesson" in args.only and not cfg.quick:  # two app starts on full-size weights: no quick form
+        rows += compare_vaes.bench_compare_vaes(cfg.reps)
     if "app" in args.only:
         rows += processes.bench_app_process() if args.device == "cpu" and not cfg.quick else []
         rows += processes.bench_cold_start(cfg.quick) if args.device == "cpu" else []

@@ -89,27 +89,39 @@ def compare_compression(models: Models, image: Image.Image, settings: Settings,
     for name in names:  # an unknown name fails before any work
         check_squeeze(name)
     prepared, pixels, latents = prepare_and_encode(models, image, settings)
-    pixel_bits = pixels[0].numel() * PIXEL_BITS
     stored = latents.numel() * LATENT_BITS
-
-    def measured(label: str, decode, bits: int) -> Decoded:
-        start = time.perf_counter()
-        decoded = decode()
-        seconds = time.perf_counter() - start
-        return Decoded(label, pixels_to_pil(decoded), psnr(pixels, decoded), seconds, bits, pixel_bits / bits)
-
     # 2. The decoders, all from the same latents
-    decoders = [measured(FULL_DECODER, lambda: latents_to_pixels(models.vae, latents), stored)]
+    decoders = [measured_decode(FULL_DECODER, lambda: latents_to_pixels(models.vae, latents), pixels, stored)]
     if models.fast_decoder is not None:
-        decoders.append(measured(FAST_DECODER,
-                                 lambda: latents_to_pixels(models.fast_decoder, latents), stored))
-    decoders.append(measured(LINEAR_DECODER, lambda: linear_decode(latents, prepared.size), stored))
+        decoders.append(measured_decode(FAST_DECODER, lambda: latents_to_pixels(models.fast_decoder, latents),
+                                        pixels, stored))
+    decoders.append(measured_decode(LINEAR_DECODER, lambda: linear_decode(latents, prepared.size), pixels, stored))
     # 3. Squeezed further, decoded by the full VAE
+    return CompressionReport(prepared, latents, pixel_bits(pixels), decoders,
+                             squeezed_decodes(models, pixels, latents, names))
+
+
+def pixel_bits(pixels: torch.Tensor) -> int:
+    """What one image takes to store as 8-bit RGB."""
+    return pixels[0].numel() * PIXEL_BITS
+
+
+def measured_decode(label: str, decode, pixels: torch.Tensor, bits: int) -> Decoded:
+    """Time `decode()` (-> pixels) and measure it against the original `pixels`."""
+    start = time.perf_counter()
+    decoded = decode()
+    seconds = time.perf_counter() - start
+    return Decoded(label, pixels_to_pil(decoded), psnr(pixels, decoded), seconds, bits, pixel_bits(pixels) / bits)
+
+
+def squeezed_decodes(models: Models, pixels: torch.Tensor, latents: torch.Tensor, names: list[str]) -> list[Decoded]:
+    """Each squeeze of `latents` (the encoding of `pixels`), decoded by the full VAE."""
     squeezed = []
     for name in names:
         smaller, bits = squeeze(latents, name)
-        squeezed.append(measured(name, lambda smaller=smaller: latents_to_pixels(models.vae, smaller), bits))
-    return CompressionReport(prepared, latents, pixel_bits, decoders, squeezed)
+        squeezed.append(measured_decode(name, lambda smaller=smaller: latents_to_pixels(models.vae, smaller), pixels,
+                                        bits))
+    return squeezed
 
 
 def linear_decode(latents: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

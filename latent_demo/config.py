@@ -29,6 +29,10 @@ class Settings:
     single_file_config: str | None = _setting(None, "config folder/repo for a single-file checkpoint")
     # TAESD-size decoder for fast previews and the "fast decode" option; "none" disables it.
     fast_decoder: str = _setting("madebyollin/taesd", "AutoencoderTiny repo id or folder, or 'none'")
+    # Other families' autoencoders, each loaded at start-up and compared with this model's VAE on the Encode tab:
+    # known names (other_autoencoders.CANDIDATES), Hub repo ids or local folders, comma-separated. Empty on a CPU.
+    compare_vaes: str | None = _setting(None, "autoencoders to compare latent spaces with, comma-separated: sdxl, "
+                                              "flux-schnell, dc-ae, a Hub repo id or a local diffusers folder")
     preview: str = _setting("approx", "per-step preview: linear latent->RGB, the fast decoder, or none",
                             ("approx", "fast", "none"))
     # Steps can come faster than a page shows them (a GPU makes 25 steps in about a second), and each streamed

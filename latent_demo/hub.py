@@ -1,4 +1,5 @@
-"""The Hugging Face Hub at start-up: how long to wait before trying again, and when trying again cannot help."""
+"""The Hugging Face Hub at start-up: how long to wait before trying again, when trying again cannot help, and
+which weight files to take."""
 
 from __future__ import annotations
 
@@ -42,6 +43,21 @@ def with_retries(load: Callable[[], T], what: str, retried: tuple[type[BaseExcep
             log.warning("loading %s failed (%s); trying again in %d s", what, first_line(err), wait)
             time.sleep(wait)
     return load()
+
+
+def load_weights(cls, source: str, subfolder: str | None, variant: str | None, **kwargs):
+    """`cls.from_pretrained`: the `variant` weight files (e.g. fp16) when asked for and present, else the
+    full-precision files."""
+    if variant is not None:
+        try:
+            return cls.from_pretrained(source, subfolder=subfolder, variant=variant, **kwargs)
+        except (OSError, ValueError) as err:
+            # diffusers and transformers have no exception type for "no such variant": only their message says it
+            if f".{variant}." not in str(err) and "variant" not in str(err):
+                raise  # not "no such files" (a network error, say): the caller's retry and messages apply
+            log.warning("%s has no %s weights (%s); loading the full-precision files",
+                        "/".join(filter(None, (source, subfolder))), variant, first_line(err))
+    return cls.from_pretrained(source, subfolder=subfolder, **kwargs)
 
 
 def first_line(err: BaseException) -> str:

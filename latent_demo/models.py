@@ -12,10 +12,11 @@ import torch
 from diffusers import AutoencoderKL, AutoencoderTiny, DDIMScheduler, UNet2DConditionModel
 from transformers import CLIPTextModel, CLIPTokenizer, PreTrainedTokenizerBase
 
-from latent_demo import hub, zerogpu
+from latent_demo import hub, other_autoencoders, zerogpu
 from latent_demo.compiled import CompiledUNet, aot_compile_unet, compile_unet, default_side
 from latent_demo.config import Settings
 from latent_demo.offline_model import OFFLINE_SOURCE, build_offline_components
+from latent_demo.other_autoencoders import ExtraAutoencoder
 from latent_demo.presets import (
     GENERIC_DEFAULTS,
     HALF_PRECISION,
@@ -55,6 +56,7 @@ class Models:
     is_untrained: bool = False  # the offline model: its UNet and text encoder are random (its VAE is trained)
     fallback_reason: str | None = None  # set when the offline model stands in for the default one
     compiled_unet: CompiledUNet | None = None  # --compile: the UNet compiled for the default size (compiled.py)
+    extra_autoencoders: tuple[ExtraAutoencoder, ...] = ()  # --compare-vaes: other families' latent spaces
 
     @property
     def unet_for_steps(self) -> UNet2DConditionModel | CompiledUNet:
@@ -106,6 +108,7 @@ def load_models(settings: Settings) -> Models:
         models = _load_source(settings.model, settings, device, dtype, vae_dtype)
     if settings.compile:
         models = with_compiled_unet(models, settings)
+    models = dataclasses.replace(models, extra_autoencoders=load_extra_autoencoders(settings, device, vae_dtype))
     if settings.safety_checker:
         try:
             models = dataclasses.replace(models, safety_filter=load_safety_filter(settings.offline, device))
@@ -115,6 +118,17 @@ def load_models(settings: Settings) -> Models:
     log.info("loaded %s on %s (%s, VAE %s); inpainting by %s", models.source, device, dtype, vae_dtype,
              models.inpaint_method)
     return models
+
+
+def load_extra_autoencoders(settings: Settings, device: torch.device, vae_dtype: torch.dtype
+                            ) -> tuple[ExtraAutoencoder, ...]:
+    """--compare-vaes: each one named must load, or the app does not start (ModelLoadError says which and why)."""
+    try:
+        return other_autoencoders.load_all(settings.compare_vaes, settings.offline, device, vae_dtype)
+    except (OSError, ValueError, KeyError, RuntimeError) as err:
+        raise ModelLoadError(f"--compare-vaes: could not load an autoencoder to compare ({_first_line(err)}); "
+                             f"known ones: {', '.join(other_autoencoders.CANDIDATES)}, or a Hub repo id or a local "
+                             "folder holding a diffusers autoencoder in safetensors") from err
 
 
 def with_compiled_unet(models: Models, settings: Settings, backend: str = "inductor") -> Models:
@@ -199,25 +213,11 @@ def _load_folder_or_repo(source: str, settings: Settings, dtype: torch.dtype) ->
     variant = HALF_VARIANT if dtype in HALF_PRECISION else None
     return {
         "vae": AutoencoderKL.from_pretrained(source, subfolder="vae", **weights),
-        "unet": _load_weights(UNet2DConditionModel, source, "unet", variant, torch_dtype=dtype, **weights),
-        "text_encoder": _load_weights(CLIPTextModel, source, "text_encoder", variant, dtype=dtype, **weights),
+        "unet": hub.load_weights(UNet2DConditionModel, source, "unet", variant, torch_dtype=dtype, **weights),
+        "text_encoder": hub.load_weights(CLIPTextModel, source, "text_encoder", variant, dtype=dtype, **weights),
         "tokenizer": CLIPTokenizer.from_pretrained(source, subfolder="tokenizer", **common),
         "scheduler_config": _load_scheduler_config(source, common),
     }
-
-
-def _load_weights(cls, source: str, subfolder: str, variant: str | None, **kwargs):
-    """The `variant` weight files when asked for and present, else the full-precision files."""
-    if variant is not None:
-        try:
-            return cls.from_pretrained(source, subfolder=subfolder, variant=variant, **kwargs)
-        except (OSError, ValueError) as err:
-            # diffusers and transformers have no exception type for "no such variant": only their message says it
-            if f".{variant}." not in str(err) and "variant" not in str(err):
-                raise  # not "no such files" (a network error, say): the caller's retry and messages apply
-            log.warning("%s/%s has no %s weights (%s); loading the full-precision files", source, subfolder, variant,
-                        _first_line(err))
-    return cls.from_pretrained(source, subfolder=subfolder, **kwargs)
 
 
 def _load_scheduler_config(source: str, common: dict) -> dict:

@@ -80,6 +80,39 @@ def mask() -> Image.Image:
     return make_mask()
 
 
+# --- Other families' autoencoders (--compare-vaes), tiny, written as the Hub holds them ------------------------------
+_OTHER_AUTOENCODERS = os.path.join(_HF_HOME, "other-autoencoders")
+
+
+def tiny_other_autoencoders() -> dict[str, str]:
+    """Two folders, written once per session with fixed-seed random weights in safetensors: a FLUX.1-shaped
+    AutoencoderKL (8× down, 16 channels, a shift factor; in a vae/ subfolder as in a pipeline repo) and a
+    DC-AE-shaped AutoencoderDC (32× down, 32 channels). Their architectures at full size: test_latent_spaces.py."""
+    from diffusers import AutoencoderDC, AutoencoderKL
+
+    folders = {"flux-shaped": os.path.join(_OTHER_AUTOENCODERS, "flux-shaped"),
+               "dc-ae-shaped": os.path.join(_OTHER_AUTOENCODERS, "dc-ae-shaped")}
+    if not os.path.isdir(_OTHER_AUTOENCODERS):
+        torch.manual_seed(0)
+        AutoencoderKL(block_out_channels=(8, 8, 16, 16), down_block_types=("DownEncoderBlock2D",) * 4,
+                      up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=1, latent_channels=16,
+                      norm_num_groups=8, scaling_factor=0.3611, shift_factor=0.1159, use_quant_conv=False,
+                      use_post_quant_conv=False).save_pretrained(os.path.join(folders["flux-shaped"], "vae"))
+        vit, widths = ("ResBlock",) * 4 + ("EfficientViTBlock",) * 2, (8, 8, 16, 16, 32, 32)
+        AutoencoderDC(latent_channels=32, attention_head_dim=8, encoder_block_types=vit, decoder_block_types=vit,
+                      encoder_block_out_channels=widths, decoder_block_out_channels=widths,
+                      encoder_layers_per_block=(1,) * 6, decoder_layers_per_block=(1,) * 6,
+                      encoder_qkv_multiscales=((),) * 4 + ((5,),) * 2, decoder_qkv_multiscales=((),) * 4 + ((5,),) * 2,
+                      upsample_block_type="interpolate", downsample_block_type="Conv",
+                      scaling_factor=0.41407).save_pretrained(folders["dc-ae-shaped"])
+    return folders
+
+
+def compare_vaes_flag() -> str:
+    """The --compare-vaes value that loads both tiny folders."""
+    return ",".join(tiny_other_autoencoders().values())
+
+
 APP_SETTINGS = dict(fast_decoder="none", offline=True, max_image_side=512, max_file_size_mb=2, queue_max_size=8)
 
 
@@ -111,8 +144,12 @@ def launched(models, settings: Settings):
 
 @pytest.fixture(scope="session")
 def app_url(models, app_settings):
-    """The real app (offline model, float32) launched on a free loopback port; closed after the session."""
-    with launched(models, app_settings) as url:
+    """The real app (offline model, float32, the tiny --compare-vaes folders) launched on a free loopback port;
+    closed after the session."""
+    from latent_demo.models import load_extra_autoencoders
+
+    extras = load_extra_autoencoders(Settings(compare_vaes=compare_vaes_flag(), offline=True), CPU, torch.float32)
+    with launched(dataclasses.replace(models, extra_autoencoders=extras), app_settings) as url:
         yield url
 
 
@@ -156,10 +193,12 @@ def load_configured_models(name: str):
     from latent_demo.models import load_models
 
     overrides, dtype, vae_dtype = CONFIGURATIONS[name]
-    loaded = load_models(Settings(model="offline", fast_decoder="none", offline=True, **overrides))
+    loaded = load_models(Settings(model="offline", fast_decoder="none", offline=True, compare_vaes=compare_vaes_flag(),
+                                  **overrides))
     assert (loaded.dtype, loaded.vae_dtype) == (dtype, vae_dtype), \
         f"configuration {name!r} loaded {loaded.dtype}/{loaded.vae_dtype}, expected {dtype}/{vae_dtype}"
     assert loaded.unet.dtype == dtype and loaded.text_encoder.dtype == dtype and loaded.vae.dtype == vae_dtype
+    assert all(extra.model.dtype == vae_dtype for extra in loaded.extra_autoencoders)
     return loaded
 
 
@@ -219,11 +258,12 @@ EVERY_THIRD_CALL_COLD = [{"idle": False} if index % 3 == 2 else {} for index in 
 @pytest.fixture(scope="session")
 def zerogpu_app(tmp_path_factory):
     """`python app.py` as ZeroGPU runs it: weights packed in the main process from launch on, every third call
-    given a cold worker by the scheduler, and every call held to its own estimate (scaled to this CPU)."""
+    given a cold worker by the scheduler, and every call held to its own estimate (scaled to this CPU); the tiny
+    --compare-vaes folders loaded (and packed) beside the model."""
     from zerogpu_app import cpu_time_scale, start_app, stop_app
 
     scale = cpu_time_scale(load_configured_models("default"))  # the app's own (default) configuration
-    app = start_app(tmp_path_factory.mktemp("zerogpu"))
+    app = start_app(tmp_path_factory.mktemp("zerogpu"), "--compare-vaes", compare_vaes_flag())
     app.configure(time_scale=scale)
     app.plan(EVERY_THIRD_CALL_COLD)
     yield app

@@ -168,7 +168,7 @@ def test_every_parameter_but_the_images_has_a_default(client):
     """A caller gives only what matters to them; Gradio makes a parameter without a default required."""
     image_types = ("Image", "Imageeditor", "ImageEditor")
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    for name in ("/encode", "/generate", "/img2img", "/inpaint", "/add_noise", "/seed_walk"):
+    for name in ("/encode", "/generate", "/img2img", "/inpaint", "/add_noise", "/seed_walk", "/compare_vaes"):
         for parameter in endpoints[name]["parameters"]:
             if parameter["component"] not in image_types:
                 assert parameter["parameter_has_default"], f"{name}: {parameter['parameter_name']} has no default"

@@ -93,6 +93,23 @@ def test_the_toy_encoder_and_the_posterior_on_the_encode_tabs_image(visitor: Pag
     shot(visitor, "lesson-7-encoder-side")
 
 
+def test_latent_spaces_of_other_families_on_the_encode_tabs_image(visitor: Page):
+    visitor.locator("button:has(img[src*='coffee'])").first.click()
+    expect(visitor.locator("#encode-facts")).to_contain_text("48× fewer", timeout=SLOW)
+    expect(visitor.locator("#spaces-button")).to_contain_text("also loaded: flux-shaped, dc-ae-shaped")
+    visitor.locator("#spaces-squeezes label", has_text="pool ×2").click()  # one squeeze fewer on the chart
+    visitor.locator("#spaces-button").click()
+    expect(visitor.locator("#spaces-table")).to_contain_text("dc-ae-shaped", timeout=SLOW)
+    expect(visitor.locator("#spaces-reconstructions img")).to_have_count(3)
+    expect(visitor.locator("#spaces-errors img")).to_have_count(3)
+    expect(visitor.locator("#spaces-table")).to_contain_text("AutoencoderDC")
+    expect(visitor.locator("#spaces-note")).to_contain_text("squeezed to a similar size")
+    expect(visitor.locator("#spaces-chart canvas, #spaces-chart svg").first).to_be_visible()
+    first = served_image(visitor, "#spaces-reconstructions")
+    assert first.shape[0] % 32 == 0 and first.shape[1] % 32 == 0  # fitted to every down-factor
+    shot(visitor, "lesson-8-latent-spaces")
+
+
 def test_encode_then_compare_decoders_and_squeeze(visitor: Page):
     visitor.locator("button:has(img[src*='astronaut'])").first.click()
     expect(visitor.locator("#encode-facts")).to_contain_text("48× fewer", timeout=SLOW)

@@ -191,3 +191,28 @@ def test_one_latent_cell_its_numbers_and_its_reach(client):
         client.predict(handle_file(asset("chelsea.png")), SIDE, 0, api_name="/latent_cell")
     with pytest.raises(AppError, match="cell row must be from 0 to 9"):  # in the slider, off the 128×80 grid
         client.predict(handle_file(asset("chelsea.png")), 15, 0, api_name="/latent_cell")
+
+
+def test_latent_spaces_compared_with_the_other_families(client):
+    """The matrix apps load the tiny FLUX.1- and DC-AE-shaped folders through --compare-vaes."""
+    pictures, errors, chart, table, note = client.predict(handle_file(asset("coffee.png")), ["pool ×4", "2-bit"],
+                                                          api_name="/compare_vaes")
+    names = [item["caption"].split(":")[0] for item in pictures]
+    assert names == ["this model's VAE", "flux-shaped", "dc-ae-shaped"] and len(errors) == 3
+    width, height = prepare_image(Image.open(asset("coffee.png")), SIDE, 64, 32).size  # fitted to the DC-AE's 32
+    assert {Image.open(item["image"]).size for item in pictures} == {(width, height)}
+    assert pictures[1]["caption"].startswith("flux-shaped: 8× down, 16 ch")
+    assert "| dc-ae-shaped | AutoencoderDC | 32× | 32 | 32×" in table and "| 0.3611 / 0.1159 |" in table
+    assert f"| {4 * (height // 8) * (width // 8):,} | 48× | 24× |" in table  # this VAE, counted from its latents
+    points = {row[3]: row for row in chart["data"]}  # x (× fewer bits), y (PSNR), what, name
+    assert list(points) == names + ["pool ×4", "2-bit"] and points["dc-ae-shaped"][0] == 48
+    assert {row[2] for row in chart["data"]} == {"autoencoder", "this VAE's latents squeezed"}
+    assert points["pool ×4"][0] == 16 * 24 and points["this model's VAE"][1] == pytest.approx(
+        float(table.split("| this model's VAE |")[1].split(" dB |")[0].split("| ")[-1]), abs=0.01)
+    # each other autoencoder beside a squeeze within 2× of its size, when one is shown: DC-AE-shaped 48× has none
+    # (pool ×4 384×, 2-bit ~190×), FLUX-shaped 6× neither; DC-AE-shaped meets 2-bit only when asked for 8-bit
+    flux, own = points["flux-shaped"], points["this model's VAE"]
+    assert f"**flux-shaped** (8× down, 16 channels): {flux[1]:.1f} dB at 6× fewer bits" in note
+    assert f"this VAE's own latents (24×) keep {own[1]:.1f} dB, and no squeeze shown comes within 2×" in note
+    note = client.predict(handle_file(asset("coffee.png")), ["8-bit"], api_name="/compare_vaes")[-1]
+    assert "**dc-ae-shaped** (32× down, 32 channels)" in note and "squeezed to a similar size (8-bit, 4" in note

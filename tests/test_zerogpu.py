@@ -153,6 +153,10 @@ def every_endpoint(client, log) -> None:
     assert "holds **4 numbers**" in facts and calls(log)[-1]["args"][0] == "latent_cell"
     pictures, errors, table = zclient.predict(handle_file(asset("coffee.png")), api_name="/encoder_grid")
     assert len(pictures) >= 1 and calls(log)[-1]["args"][0] == "encoder_grid"
+    pictures, errors, chart, table, note = zclient.predict(handle_file(asset("coffee.png")), ["2-bit"],
+                                                           api_name="/compare_vaes")
+    assert len(pictures) == len(errors) == table.count(" dB |") and len(chart["data"]) == len(pictures) + 1
+    assert calls(log)[-1]["args"][0] == "compare_vaes"
     # the page's own process only, no GPU call: these must not touch the (packed) weights
     channels, facts = zclient.predict(handle_file(asset("astronaut.png")), api_name="/toy_encoder")
     assert len(channels) >= 1 and facts

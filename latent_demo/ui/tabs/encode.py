@@ -25,7 +25,7 @@ from latent_demo.latents import latents_to_pixels
 from latent_demo.latents_upload import read_latents_file
 from latent_demo.models import Models
 from latent_demo.serving.files import latents_file
-from latent_demo.ui import common, encoder_views
+from latent_demo.ui import common, encoder_views, latent_spaces_view
 from latent_demo.ui.common import TabContext, bound, named_outputs, user_errors
 from latent_demo.ui.examples import example_images
 from latent_demo.ui.pictures import channel_scale, upscale
@@ -100,7 +100,7 @@ def decode_seconds(models: Models, settings: Settings, latents: torch.Tensor) ->
 
 # what this tab runs where the GPU is (registered by ui/app.py)
 JOBS = {"encode": (encode_job, encode_seconds), "compress": (compress_job, compress_seconds),
-        "decode_latents": (decode_job, decode_seconds), **encoder_views.JOBS}
+        "decode_latents": (decode_job, decode_seconds), **encoder_views.JOBS, **latent_spaces_view.JOBS}
 DecodeOutputs = named_outputs("DecodeOutputs", "decoded facts encoded")
 
 
@@ -203,6 +203,7 @@ def build(ctx: TabContext) -> EncodeTab:
     ctx.examples([[path] for path in example_images()], [image], remembered, [image, fast, ctx.lesson], outputs,
                  "Examples (click one to encode it)")
     build_compression(ctx, image)
+    latent_spaces_view.build(ctx, image)
     encoder_views.build(ctx, image)
     build_decode(ctx)
     return EncodeTab(send_to_img2img=to_img2img, send_to_inpaint=to_inpaint)
