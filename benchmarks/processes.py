@@ -187,8 +187,8 @@ class RunningApp:
         self.url = f"http://127.0.0.1:{port}/"
         self.log = tempfile.TemporaryFile(mode="w+")
         self.app = subprocess.Popen([sys.executable, "app.py", "--model", self.model, "--fast-decoder", "none",
-                                     "--port", str(port), *self.flags], cwd=ROOT, env=self.env, stdout=self.log,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+                                     "--api-lists-page-events", "--port", str(port), *self.flags], cwd=ROOT,
+                                    env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             wait_until_served(self.url, self.app, self.timeout_s)
         except BaseException:

@@ -76,6 +76,10 @@ class Settings:
     # Bounded memory: each visitor's session (and the latents it keeps) lives this long, and at most this many.
     state_ttl_s: int = _setting(1800, "seconds a visitor's session data (encoded latents) is kept", minimum=1)
     max_sessions: int = _setting(200, "most visitor sessions kept; the least recently used is dropped", minimum=1)
+    # The page's own events (/generate_page ...: live pictures, galleries, Markdown) stay callable, but only the
+    # forms for scripts are on the API page; listed, gradio_client fills in their defaults too (the tests call them).
+    api_lists_page_events: bool = _setting(False, "list the page's own events (/generate_page, ...) on the API page "
+                                                  "beside the forms for scripts")
     cache_max_age_s: int = _setting(3600, "Gradio's cached output files older than this are deleted (s)", minimum=1)
 
     @classmethod

@@ -99,7 +99,8 @@ def served_row(models, app_flags: list[str]) -> str:
 
     port = free_port()
     with tempfile.TemporaryFile() as log:
-        app = subprocess.Popen([sys.executable, "app.py", *app_flags, "--port", str(port)], cwd=ROOT, stdout=log,
+        app = subprocess.Popen([sys.executable, "app.py", *app_flags, "--api-lists-page-events", "--port", str(port)],
+                               cwd=ROOT, stdout=log,
                                stderr=subprocess.STDOUT)
         try:
             url = f"http://127.0.0.1:{port}/"

@@ -32,7 +32,7 @@ start_app() {  # $1: the app's log; the rest: extra app flags. Waits for the pag
   local log=$1; shift
   local started=$SECONDS
   SPACES_ZERO_GPU=true SPACES_ZERO_DEVICE_API_URL=http://127.0.0.1:$api_port \
-    python3 app.py "${app_flags[@]}" "$@" --port $app_port --fast-decoder none >"$log" 2>&1 &
+    python3 app.py "${app_flags[@]}" "$@" --port $app_port --fast-decoder none --api-lists-page-events >"$log" 2>&1 &
   app=$!
   for _ in $(seq 1800); do
     curl -sf "http://127.0.0.1:$app_port/config" >/dev/null && break

@@ -113,7 +113,9 @@ def compare_vaes_flag() -> str:
     return ",".join(tiny_other_autoencoders().values())
 
 
-APP_SETTINGS = dict(fast_decoder="none", offline=True, max_image_side=512, max_file_size_mb=2, queue_max_size=8)
+# the page's own events listed on the API page: the tests call them with gradio_client's defaults
+APP_SETTINGS = dict(fast_decoder="none", offline=True, max_image_side=512, max_file_size_mb=2, queue_max_size=8,
+                    api_lists_page_events=True)
 
 
 def free_port() -> int:

@@ -140,7 +140,7 @@ def test_add_noise_mixes_signal_and_noise_by_the_schedule(client):
 
 
 def test_seed_walk_starts_at_seed_a_and_ends_at_seed_b(client):
-    gallery, gif, status = client.predict("a fox", 3, 4, 3, 2, 0.0, DEFAULT, 128, 128, api_name="/seed_walk")
+    gallery, gif, status = client.predict("a fox", 3, 4, 3, 2, 0.0, DEFAULT, 128, 128, api_name="/seed_walk_page")
     assert len(gallery) == 3 and Image.open(gif).n_frames == 3 and status == "3 frames"
     first, last = pixels(gallery[0]["image"]).astype(int), pixels(gallery[-1]["image"]).astype(int)
     assert np.abs(first - pixels(generate(client, seed=3)[3])).max() <= 2  # same noise up to slerp rounding
@@ -168,7 +168,8 @@ def test_every_parameter_but_the_images_has_a_default(client):
     """A caller gives only what matters to them; Gradio makes a parameter without a default required."""
     image_types = ("Image", "Imageeditor", "ImageEditor")
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    for name in ("/encode", "/generate", "/img2img", "/inpaint", "/add_noise", "/seed_walk", "/compare_vaes"):
+    for name in ("/encode", "/generate", "/img2img", "/inpaint", "/add_noise", "/seed_walk", "/compare_vaes",
+                 "/compress", "/encoder_grid", "/posterior", "/predict_noise", "/noise_space"):
         for parameter in endpoints[name]["parameters"]:
             if parameter["component"] not in image_types:
                 assert parameter["parameter_has_default"], f"{name}: {parameter['parameter_name']} has no default"

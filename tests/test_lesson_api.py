@@ -72,7 +72,8 @@ def test_why_latents_counts_both_steps(client):
 
 def test_compress_compares_decoders_and_squeezes(client):
     chosen = ["pool ×2", "2 channels", "4-bit"]  # one of each kind (all of them: tests/test_compression.py)
-    decoders, squeezed, curve, table = client.predict(handle_file(asset("coffee.png")), chosen, api_name="/compress")
+    decoders, squeezed, curve, table = client.predict(handle_file(asset("coffee.png")), chosen,
+                                                      api_name="/compress_page")
     assert [item["caption"].split(":")[0] for item in decoders] == ["full VAE decoder", "linear 4×3 map"]
     assert [item["caption"].split(":")[0] for item in squeezed] == chosen
     width, height = prepare_image(Image.open(asset("coffee.png")), SIDE, 64, 8).size
@@ -83,7 +84,7 @@ def test_compress_compares_decoders_and_squeezes(client):
     kinds = {row[2] for row in curve["data"]}
     assert kinds == {"pool", "channels", "bits"}
     with pytest.raises(AppError, match="'pool ×3' .* is not in the list of choices"):
-        client.predict(handle_file(asset("coffee.png")), ["pool ×3"], api_name="/compress")
+        client.predict(handle_file(asset("coffee.png")), ["pool ×3"], api_name="/compress_page")
 
 
 def test_the_quiz_marks_right_and_wrong_answers(client):
@@ -101,7 +102,7 @@ def test_the_quiz_marks_right_and_wrong_answers(client):
 
 def test_predict_noise_shows_the_noise_the_prediction_and_the_training_loss(client):
     channels, denoised, curve, note = client.predict(handle_file(asset("coffee.png")), 500, 3, "",
-                                                     api_name="/predict_noise")
+                                                     api_name="/predict_noise_page")
     assert [item["caption"] for item in channels[:3]] == ["ε, channel 0", "ε̂, channel 0", "ε̂ − ε, channel 0"]
     assert len(channels) == 12  # 4 channels × (target, prediction, difference)
     width, height = prepare_image(Image.open(asset("coffee.png")), SIDE, 64, 8).size
@@ -111,15 +112,15 @@ def test_predict_noise_shows_the_noise_the_prediction_and_the_training_loss(clie
     timesteps = [row[0] for row in curve["data"]]
     assert timesteps == list(range(50, 1000, 100))
     assert loss > 0 and all(row[1] > 0 for row in curve["data"])
-    again = client.predict(handle_file(asset("coffee.png")), 500, 3, "", api_name="/predict_noise")[3]
+    again = client.predict(handle_file(asset("coffee.png")), 500, 3, "", api_name="/predict_noise_page")[3]
     assert again == note  # same image, t, seed: the same loss
     with pytest.raises(AppError, match="greater than maximum|timestep must be"):
-        client.predict(handle_file(asset("coffee.png")), 1000, 3, "", api_name="/predict_noise")
+        client.predict(handle_file(asset("coffee.png")), 1000, 3, "", api_name="/predict_noise_page")
 
 
 def test_noise_space_compares_latent_and_pixel_noise_and_measures_the_autoencoder(client):
     latent, pixel, rebuilt, note = client.predict(handle_file(asset("chelsea.png")), 300, 1,
-                                                  api_name="/noise_space")
+                                                  api_name="/noise_space_page")
     width, height = prepare_image(Image.open(asset("chelsea.png")), SIDE, 64, 8).size
     assert Image.open(latent).size == Image.open(pixel).size == (width, height)
     assert [item["caption"].split(":")[0] for item in rebuilt] == ["std 0.05", "std 0.1", "std 0.2"]
@@ -169,14 +170,14 @@ def test_the_toy_encoder_and_the_posterior(client):
     assert len(channels) == 4 and channels[0]["caption"] == "toy channel 0"
     assert f"| 32×{SIDE // 4}×{SIDE // 4} | {32 * (SIDE // 4) ** 2:,} | 1.5× |" in facts
     assert f"| 4×{SIDE // 8}×{SIDE // 8} | {4 * (SIDE // 8) ** 2:,} | 48× |" in facts
-    maps, decoded, note = client.predict(handle_file(asset("astronaut.png")), 5, api_name="/posterior")
+    maps, decoded, note = client.predict(handle_file(asset("astronaut.png")), 5, api_name="/posterior_page")
     assert [item["caption"] for item in maps[:2]] == ["mean, channel 0", "std, channel 0"] and len(maps) == 8
     assert len(decoded) == 3 and decoded[0]["caption"].startswith("the mean, decoded")
     assert "img2img draws a sample" in note
 
 
 def test_the_encoder_decoder_grid_is_one_by_one_without_a_fast_decoder(client):
-    pictures, errors, table = client.predict(handle_file(asset("coffee.png")), api_name="/encoder_grid")
+    pictures, errors, table = client.predict(handle_file(asset("coffee.png")), api_name="/encoder_grid_page")
     assert [item["caption"].split(":")[0] for item in pictures] == ["full VAE encoder → full VAE decoder"]
     assert len(errors) == 1 and "the grid is 1×1" in table and "| full VAE | full VAE |" in table
 
@@ -196,7 +197,7 @@ def test_one_latent_cell_its_numbers_and_its_reach(client):
 def test_latent_spaces_compared_with_the_other_families(client):
     """The matrix apps load the tiny FLUX.1- and DC-AE-shaped folders through --compare-vaes."""
     pictures, errors, chart, table, note = client.predict(handle_file(asset("coffee.png")), ["pool ×4", "2-bit"],
-                                                          api_name="/compare_vaes")
+                                                          api_name="/compare_vaes_page")
     names = [item["caption"].split(":")[0] for item in pictures]
     assert names == ["this model's VAE", "flux-shaped", "dc-ae-shaped"] and len(errors) == 3
     width, height = prepare_image(Image.open(asset("coffee.png")), SIDE, 64, 32).size  # fitted to the DC-AE's 32
@@ -214,5 +215,5 @@ def test_latent_spaces_compared_with_the_other_families(client):
     flux, own = points["flux-shaped"], points["this model's VAE"]
     assert f"**flux-shaped** (8× down, 16 channels): {flux[1]:.1f} dB at 6× fewer bits" in note
     assert f"this VAE's own latents (24×) keep {own[1]:.1f} dB, and no squeeze shown comes within 2×" in note
-    note = client.predict(handle_file(asset("coffee.png")), ["8-bit"], api_name="/compare_vaes")[-1]
+    note = client.predict(handle_file(asset("coffee.png")), ["8-bit"], api_name="/compare_vaes_page")[-1]
     assert "**dc-ae-shaped** (32× down, 32 channels)" in note and "squeezed to a similar size (8-bit, 4" in note

@@ -95,3 +95,20 @@ def test_the_readme_curl_example_runs(app_url):
     data = json.loads(ran.stdout.split("event: complete", 1)[1].split("data:", 1)[1].strip().splitlines()[0])
     image, seed, facts = data[:3]
     assert image["url"].endswith(".png") and seed == 42 and facts["steps"] == 2
+
+
+def test_the_pages_own_events_are_off_the_api_page_but_answer(models):
+    """Visitors' default: the API page lists the forms for scripts only; the page's events still run (the page sends
+    every argument)."""
+    from conftest import APP_SETTINGS, free_port, launched
+
+    from latent_demo.config import Settings
+
+    with launched(models, Settings(**{**APP_SETTINGS, "api_lists_page_events": False}, port=free_port())) as url:
+        client = Client(url, verbose=False)
+        listed = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+        assert {"/generate", "/encode", "/compress", "/seed_walk"} <= set(listed)
+        assert not [name for name in listed if name.endswith("_page")]
+        outputs = client.predict("a fox", "", 3, False, 2, 0.0, DEFAULT, 64, 64, False, "both",
+                                 api_name="/generate_page")
+        assert outputs[0] == 3 and Image.open(outputs[3]).size == (64, 64)

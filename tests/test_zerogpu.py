@@ -124,17 +124,18 @@ def every_endpoint(client, log) -> None:
     noise_calls = [call for call in calls(log) if call["args"][0] == "add_noise"]
     assert noise_calls[-2]["args"][1:3] == ["Image", "NoneType"]  # encoded in the worker...
     assert noise_calls[-1]["args"][1:3] == ["NoneType", "Tensor"]  # ...then the cached latents came back
-    gallery, gif, status = zclient.predict("a fox", 3, 4, 3, 2, 0.0, DEFAULT, 128, 128, api_name="/seed_walk")
+    gallery, gif, status = zclient.predict("a fox", 3, 4, 3, 2, 0.0, DEFAULT, 128, 128, api_name="/seed_walk_page")
     assert len(gallery) == 3 and status == "3 frames"  # frames streamed out of the worker as they finished
     decoders, squeezed, curve, table = zclient.predict(handle_file(asset("coffee.png")), ["pool ×4", "2-bit"],
-                                                       api_name="/compress")
+                                                       api_name="/compress_page")
     assert len(decoders) == 2 and [item["caption"].split(":")[0] for item in squeezed] == ["pool ×4", "2-bit"]
     table = zclient.predict(128, 25, 7.5, api_name="/why_latents")
     assert "(measured)" in table and "× the FLOPs" in table  # the step timed in the worker
     channels, denoised, curve, note = zclient.predict(handle_file(asset("coffee.png")), 500, 1, "",
-                                                     api_name="/predict_noise")
+                                                     api_name="/predict_noise_page")
     assert len(channels) == 12 and "Mean squared error of its answer" in note and len(curve["data"]) == 10
-    latent, pixel, rebuilt, note = zclient.predict(handle_file(asset("coffee.png")), 500, 1, api_name="/noise_space")
+    latent, pixel, rebuilt, note = zclient.predict(handle_file(asset("coffee.png")), 500, 1,
+                                                   api_name="/noise_space_page")
     assert len(rebuilt) == 3 and "after encode → decode" in note
     spaces_calls = [call for call in calls(log) if call["args"][0] in ("predict_noise", "noise_space")]
     # encoded in the worker, then the same upload's latents came back from the session
@@ -147,14 +148,14 @@ def every_endpoint(client, log) -> None:
     decoded, facts = zclient.predict(handle_file(latents_file), api_name="/decode_latents")
     assert Image.open(decoded).size == Image.open(reconstruction).size and "no encoder involved" in facts
     assert calls(log)[-1]["args"][:2] == ["decode_latents", "Tensor"]
-    maps, decoded, note = zclient.predict(handle_file(asset("coffee.png")), 2, api_name="/posterior")
+    maps, decoded, note = zclient.predict(handle_file(asset("coffee.png")), 2, api_name="/posterior_page")
     assert len(decoded) == 3 and calls(log)[-1]["args"][0] == "posterior"
     patch, heatmap, facts = zclient.predict(handle_file(asset("coffee.png")), 3, 4, api_name="/latent_cell")
     assert "holds **4 numbers**" in facts and calls(log)[-1]["args"][0] == "latent_cell"
-    pictures, errors, table = zclient.predict(handle_file(asset("coffee.png")), api_name="/encoder_grid")
+    pictures, errors, table = zclient.predict(handle_file(asset("coffee.png")), api_name="/encoder_grid_page")
     assert len(pictures) >= 1 and calls(log)[-1]["args"][0] == "encoder_grid"
     pictures, errors, chart, table, note = zclient.predict(handle_file(asset("coffee.png")), ["2-bit"],
-                                                           api_name="/compare_vaes")
+                                                           api_name="/compare_vaes_page")
     assert len(pictures) == len(errors) == table.count(" dB |") and len(chart["data"]) == len(pictures) + 1
     assert calls(log)[-1]["args"][0] == "compare_vaes"
     # the page's own process only, no GPU call: these must not touch the (packed) weights
@@ -175,6 +176,12 @@ def every_endpoint(client, log) -> None:
     image, seed, facts = zclient.predict(handle_file(asset("astronaut.png")), handle_file(asset("astronaut-mask.png")),
                                          api_name="/inpaint")
     assert "blending" in facts["method"] and calls(log)[-1]["args"][0] == "inpaint"
+    for name, args in (("/compress", (["2-bit"],)), ("/compare_vaes", ([],)), ("/encoder_grid", ()),
+                       ("/posterior", (1,)), ("/predict_noise", (500, 1)), ("/noise_space", (500, 1))):
+        facts, pictures = zclient.predict(handle_file(asset("coffee.png")), *args, api_name=name)
+        assert facts and pictures == [] and calls(log)[-1]["args"][0] == name[1:]
+    gif, facts, frames = zclient.predict("a fox", 3, 4, 2, 2, 0.0, DEFAULT, 128, 128, api_name="/seed_walk")
+    assert Image.open(gif).n_frames == 2 and calls(log)[-1]["args"][0] == "seed_walk"
     assert zclient.called == zclient.documented(), "an endpoint was not called under the double"
 
 

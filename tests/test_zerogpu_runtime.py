@@ -219,7 +219,7 @@ def test_every_endpoint_of_a_tiny_sd_folder_under_the_double(tmp_path, tiny_sd_f
 
 AT_THE_LIMITS = [  # (endpoint, arguments): the most work each lets a visitor ask for (the app's flags' limits)
     ("/generate_page", ("a fox", "", 1, False, LONG_RUN_STEPS, 30.0, DEFAULT, SIDE, SIDE, False)),
-    ("/seed_walk", ("a fox", 1, 2, 16, 4, 7.5, DEFAULT, SIDE, SIDE)),
+    ("/seed_walk_page", ("a fox", 1, 2, 16, 4, 7.5, DEFAULT, SIDE, SIDE)),
     ("/why_latents", (SIDE, 50, 7.5)),
 ]
 

@@ -26,7 +26,8 @@ LONG_RUN_STEPS = 400  # a run the test cancels: long enough that Cancel always a
 # itself is the same code on every runtime (tests/test_cancel.py).
 # --device cpu: the double answers torch.cuda.is_available() with True in the main process, as ZeroGPU does, but
 # cannot make .to("cuda") work on a CPU-only torch (tests/zerogpu_double/spaces/offload.py)
-APP_FLAGS = ["--device", "cpu", "--fast-decoder", "none", "--offline", "--max-image-side", str(SIDE),
+APP_FLAGS = ["--device", "cpu", "--fast-decoder", "none", "--offline", "--api-lists-page-events",
+             "--max-image-side", str(SIDE),
              "--max-steps", str(LONG_RUN_STEPS), "--preview-interval-ms", "0"]
 DEFAULT = "model default"
 

@@ -13,7 +13,7 @@ from latent_demo.offline_model import HELD_OUT_PSNR_DB
 from latent_demo.serving import files, gradio_compat, no_url_fetch
 from latent_demo.serving.example_cache import RememberingRunner
 from latent_demo.serving.runner import ModelRunner
-from latent_demo.ui import script_api
+from latent_demo.ui import lesson_script_api, script_api
 from latent_demo.ui.common import TabContext
 from latent_demo.ui.examples import ASSETS
 from latent_demo.ui.state import EncodedImage, LastRun
@@ -73,9 +73,11 @@ def build_app(models: Models, settings: Settings) -> gr.Blocks:
         runner = model_runner(models, settings)
         ctx = TabContext(models=models, settings=settings, encoded=encoded, runner=runner, lesson=lesson,
                          example_runner=RememberingRunner(runner))
-        # /generate, /img2img, /inpaint, /encode for scripts (one answer, no streaming): built first, so they take
-        # those names before Gradio names the tabs' unnamed events after their functions
+        # the forms for scripts (one answer, no streaming; /generate, /img2img, /inpaint, /encode and the lesson's
+        # views with many pictures): built first, so they take those names before Gradio names the tabs' unnamed
+        # events after their functions
         script_api.build(ctx)
+        lesson_script_api.build(ctx)
         with gr.Tabs() as tabs:
             with gr.Tab("1 · Encode", id="encode"):
                 encode_tab = encode.build(ctx)

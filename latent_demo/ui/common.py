@@ -55,6 +55,12 @@ class TabContext:
         """Event options for anything that runs the models: one shared queue slot and a stable API name."""
         return {"concurrency_id": MODEL_JOBS, "concurrency_limit": self.settings.concurrency_limit, **kwargs}
 
+    def page_event(self, name: str) -> dict:
+        """Event options for a page event whose view has a form for scripts under `name`: it is `{name}_page`, and
+        off the API page unless --api-lists-page-events (gradio_client fills in defaults only for listed ones)."""
+        listed = "public" if self.settings.api_lists_page_events else "undocumented"
+        return self.model_job(api_name=f"{name}_page", api_visibility=listed)
+
     def examples(self, rows: list[list], fill: list, fn: Callable, inputs: list, outputs: list,
                  label: str) -> gr.events.Dependency:
         """Examples that fill `fill` and run `fn` with one click, queued with the other model jobs; returns the run.

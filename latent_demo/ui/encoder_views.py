@@ -130,7 +130,7 @@ def build_grid(ctx: TabContext, image: gr.Image) -> None:
                                  elem_id="grid-errors")
     grid_table = gr.Markdown(elem_id="grid-table")
     grid_button.click(bound(encoder_grid, ctx), [image], [grid, grid_errors, grid_table],
-                      **ctx.model_job(api_name="encoder_grid"))
+                      **ctx.page_event("encoder_grid"))
 
 
 @user_errors
@@ -199,5 +199,6 @@ def build(ctx: TabContext, image: gr.Image) -> None:
         decoded = gr.Gallery(label="The mean and two samples, decoded", columns=3, height="auto", format="png",
                              elem_id="posterior-decoded")
         note = gr.Markdown(elem_id="posterior-note")
-    run.click(bound(show_posterior, ctx), [image, seed], [maps, decoded, note], **ctx.model_job(api_name="posterior"))
+    run.click(bound(show_posterior, ctx), [image, seed], [maps, decoded, note],
+              **ctx.page_event("posterior"))
     build_cell(ctx, image)

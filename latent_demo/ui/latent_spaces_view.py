@@ -116,4 +116,5 @@ def build(ctx: TabContext, image: gr.Image) -> None:
         note = gr.Markdown(elem_id="spaces-note")
     facts = gr.Markdown(elem_id="spaces-table")
     outputs = Outputs(reconstructions=reconstructions, error_maps=error_maps, chart=plot, table=facts, note=note)
-    run.click(bound(compare_vaes, ctx), [image, squeezes], list(outputs), **ctx.model_job(api_name="compare_vaes"))
+    run.click(bound(compare_vaes, ctx), [image, squeezes], list(outputs),
+              **ctx.page_event("compare_vaes"))

@@ -67,9 +67,9 @@ def every_endpoint(client: Client, log: Path) -> None:
                api_name="/add_noise")
     timed_call(client, log, "/add_noise (cached latents)", image=handle_file(f"{ASSET}/astronaut.png"),
                timestep=900, api_name="/add_noise")
-    timed_call(client, log, "/seed_walk (5 frames)", api_name="/seed_walk")
+    timed_call(client, log, "/seed_walk (5 frames)", api_name="/seed_walk_page")
     timed_call(client, log, "/compress (7 squeezes)", image=handle_file(f"{ASSET}/astronaut.png"),
-               api_name="/compress")
+               api_name="/compress_page")
     timed_call(client, log, "/why_latents", api_name="/why_latents")
 
 
@@ -94,8 +94,8 @@ COLD_AND_WARM = [  # (label, keyword arguments): the forms for scripts, at the d
     ("/inpaint", {"image": handle_file(f"{ASSET}/astronaut.png"), "mask": handle_file(f"{ASSET}/astronaut-mask.png"),
                   "prompt": "sunflowers", "api_name": "/inpaint"}),
     ("/encode", {"image": handle_file(f"{ASSET}/astronaut.png"), "api_name": "/encode"}),
-    ("/predict_noise", {"image": handle_file(f"{ASSET}/astronaut.png"), "api_name": "/predict_noise"}),
-    ("/seed_walk", {"api_name": "/seed_walk"}),
+    ("/predict_noise_page", {"image": handle_file(f"{ASSET}/astronaut.png"), "api_name": "/predict_noise_page"}),
+    ("/seed_walk_page", {"api_name": "/seed_walk_page"}),
 ]
 
 

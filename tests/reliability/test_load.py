@@ -51,7 +51,7 @@ def requests_for(visitor: int, photo: str, mask: str) -> list[tuple[str, tuple, 
                       "a flower", "", seed, False, 2, 0.0, 1.0, 0, scheduler, False), 3),
         ("/add_noise", (handle_file(photo), seed % 1000, seed), 1),
         ("/encode_page", (handle_file(photo), False), 3),
-        ("/seed_walk", ("a fox", seed, seed + 1, 2, 2, 0.0, scheduler, 64, 64), 0),
+        ("/seed_walk_page", ("a fox", seed, seed + 1, 2, 2, 0.0, scheduler, 64, 64), 0),
     ]
     return [mix[(visitor + k) % len(mix)] for k in range(REQUESTS_EACH)]
 

@@ -198,7 +198,7 @@ def build(ctx: TabContext) -> EncodeTab:
             to_inpaint = gr.Button("Use this image for inpainting →", elem_id="send-inpaint")
     outputs = list(Outputs(channels=channels, facts=facts, original=original, reconstruction=reconstruction,
                            error_map=error_map, latents_file=download, encoded=ctx.encoded, lesson=ctx.lesson))
-    run.click(handler, [image, fast, ctx.lesson], outputs, **ctx.model_job(api_name="encode_page"))
+    run.click(handler, [image, fast, ctx.lesson], outputs, **ctx.page_event("encode"))
     remembered = bound(encode, ctx.remembering())  # computed once per image for every visitor
     ctx.examples([[path] for path in example_images()], [image], remembered, [image, fast, ctx.lesson], outputs,
                  "Examples (click one to encode it)")
@@ -226,7 +226,8 @@ def build_compression(ctx: TabContext, image: gr.Image) -> None:
         table = gr.Markdown(elem_id="compress-table")
     outputs = CompressOutputs(decoders=decoders, squeezed=squeezed, curve=curve, table=table, lesson=ctx.lesson)
     encoder_views.build_grid(ctx, image)
-    run.click(bound(compress, ctx), [image, squeezes, ctx.lesson], list(outputs), **ctx.model_job(api_name="compress"))
+    run.click(bound(compress, ctx), [image, squeezes, ctx.lesson], list(outputs),
+              **ctx.page_event("compress"))
 
 
 DECODE_INTRO = """### Decode latents

@@ -245,7 +245,7 @@ def build(ctx: TabContext) -> GenerateTab:
     outputs = list(Outputs(used_seed=used_seed, noise=noise, live=live, final=final, trajectory=trajectory, gif=gif,
                            status=status, last_run=last_run))
     handler = bound(run, ctx)
-    event = start.click(handler, inputs, outputs, **ctx.model_job(api_name="generate_page"))
+    event = start.click(handler, inputs, outputs, **ctx.page_event("generate"))
     remembered = bound(run, ctx.remembering())  # computed once per request for every visitor
     example_run = ctx.examples([[p] for p in PROMPTS], [prompt], remembered, inputs, outputs,
                                "Example prompts (click one to generate)")

@@ -161,7 +161,7 @@ def build(ctx: TabContext) -> Img2ImgTab:
     outputs = list(Outputs(used_seed=used_seed, encoded_view=encoded_view, noised_view=noised_view, live=live,
                            final=final, status=status, last_run=last_run))
     handler = bound(run, ctx)
-    event = start.click(handler, inputs, outputs, **ctx.model_job(api_name="img2img_page"))
+    event = start.click(handler, inputs, outputs, **ctx.page_event("img2img"))
     rows = [[FROM_UPLOAD, asset("chelsea.png"), "a tiger, photograph", 0.6],
             [FROM_UPLOAD, asset("coffee.png"), "a cup of green tea", 0.5]]
     example_run = ctx.examples(rows, [source, image, prompt, strength], handler, inputs, outputs,

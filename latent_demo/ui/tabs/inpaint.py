@@ -123,7 +123,7 @@ def build(ctx: TabContext) -> gr.ImageEditor:
                          scheduler=scheduler, fast_decode=fast, view=view))
     outputs = list(Outputs(used_seed=used_seed, grid=grid, live=live, final=final, status=status))
     handler = bound(run, ctx)
-    event = start.click(handler, inputs, outputs, **ctx.model_job(api_name="inpaint_page"))
+    event = start.click(handler, inputs, outputs, **ctx.page_event("inpaint"))
     examples = [[{"background": image, "layers": [mask], "composite": None}, prompt]
                 for image, mask, prompt in inpaint_examples()]
     example_run = ctx.examples(examples, [editor, prompt], handler, inputs, outputs,

@@ -278,7 +278,7 @@ def build_model_views(ctx: TabContext, image: gr.Image, timestep: gr.Slider, see
     outputs = PredictOutputs(channels=channels, denoised=denoised, curve=curve, note=note, cache=cache,
                              lesson=ctx.lesson)
     run.click(bound(predict, ctx), [image, timestep, seed, prompt, cache, ctx.lesson], list(outputs),
-              **ctx.model_job(api_name="predict_noise"))
+              **ctx.page_event("predict_noise"))
     gr.Markdown(SPACE_INTRO)
     space_run = gr.Button("Compare latent noise with pixel noise", elem_id="space-button")
     with gr.Row():
@@ -290,4 +290,4 @@ def build_model_views(ctx: TabContext, image: gr.Image, timestep: gr.Slider, see
     space_outputs = SpaceOutputs(latent_noise=latent_noise, pixel_noise=pixel_noise, rebuilt=rebuilt,
                                  note=space_note, cache=cache)
     space_run.click(bound(noise_space, ctx), [image, timestep, seed, cache], list(space_outputs),
-                    **ctx.model_job(api_name="noise_space"))
+                    **ctx.page_event("noise_space"))

@@ -87,7 +87,7 @@ def build(ctx: TabContext) -> None:
     inputs = [prompt, seed_a, seed_b, frames, steps, guidance, scheduler, width, height]
     outputs = list(Outputs(gallery=gallery, gif=gif, status=status))
     handler = bound(walk, ctx)
-    event = start.click(handler, inputs, outputs, **ctx.model_job(api_name="seed_walk"))
+    event = start.click(handler, inputs, outputs, **ctx.page_event("seed_walk"))
     example_run = ctx.examples([[PROMPTS[1], 1, 2], [PROMPTS[2], 7, 8]], [prompt, seed_a, seed_b], handler, inputs,
                                outputs, "Examples (click one to walk)")
     cancel.click(None, cancels=[event, example_run])
