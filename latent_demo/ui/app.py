@@ -7,6 +7,7 @@ import logging
 import gradio as gr
 from PIL import Image
 
+from latent_demo import openmp
 from latent_demo.config import Settings
 from latent_demo.models import Models
 from latent_demo.offline_model import HELD_OUT_PSNR_DB
@@ -106,6 +107,7 @@ def launch(demo: gr.Blocks, settings: Settings, **extra) -> None:
     gradio_compat.apply(demo, settings)
     files.start_cache_cleanup(demo, settings.cache_max_age_s)  # instead of delete_cache=...: see its docstring
     files.remove_scratch_at_exit()
+    openmp.release_threads()  # loading ran parallel operators here: only the model's thread should keep a team
     demo.launch(**launch_options(settings), **extra)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
+from latent_demo import openmp
 from latent_demo.config import Settings
 from latent_demo.images import open_image
 from latent_demo.models import Models
@@ -89,12 +90,22 @@ def user_errors(fn: Callable) -> Callable:
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def generator_wrapper(*args, **kwargs):
+            updates = fn(*args, **kwargs)
             try:
-                yield from fn(*args, **kwargs)
+                while True:
+                    try:  # each update may be made in another of Gradio's worker threads
+                        update = next(updates)
+                    except StopIteration:
+                        return
+                    finally:
+                        openmp.release_threads()
+                    yield update
             except gr.Error:
                 raise
             except Exception as err:  # noqa: BLE001  (translated for the visitor, logged for us)
                 raise translate(err, args) from err
+            finally:
+                updates.close()  # Cancel: Gradio closes this generator, and this one closes the handler's
         return generator_wrapper
 
     @functools.wraps(fn)
@@ -105,6 +116,8 @@ def user_errors(fn: Callable) -> Callable:
             raise
         except Exception as err:  # noqa: BLE001
             raise translate(err, args) from err
+        finally:
+            openmp.release_threads()
     return wrapper
 
 

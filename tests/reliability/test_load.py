@@ -65,7 +65,7 @@ def image_of(output, index) -> np.ndarray:
 @pytest.fixture(scope="module")
 def busy_app(models):
     settings = Settings(fast_decoder="none", offline=True, max_image_side=512, concurrency_limit=2,
-                        queue_max_size=VISITORS * REQUESTS_EACH, port=free_port())
+                        queue_max_size=VISITORS * REQUESTS_EACH, api_lists_page_events=True, port=free_port())
     demo = build_app(models, settings)
     launch(demo, settings, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{settings.port}/"
@@ -114,7 +114,7 @@ def test_concurrent_visitors_get_exactly_their_single_visitor_answers(busy_app, 
 
 def test_past_max_size_visitors_are_told_the_queue_is_full(models):
     settings = Settings(fast_decoder="none", offline=True, concurrency_limit=1, queue_max_size=2,
-                        port=free_port())
+                        api_lists_page_events=True, port=free_port())
     demo = build_app(models, settings)
     launch(demo, settings, prevent_thread_lock=True, quiet=True)
     try:

@@ -31,7 +31,7 @@ def soak_app(models, tmp_path_factory):
     small = tmp_path_factory.mktemp("soak") / "small.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 96, 3), dtype=np.uint8)).save(small)
     settings = Settings(fast_decoder="none", offline=True, max_sessions=10, cache_max_age_s=5, state_ttl_s=30,
-                        port=free_port())
+                        api_lists_page_events=True, port=free_port())
     demo = build_app(models, settings)
     launch(demo, settings, prevent_thread_lock=True, quiet=True)
     yield demo, f"http://127.0.0.1:{settings.port}/", str(small)

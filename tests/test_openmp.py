@@ -1,0 +1,70 @@
+"""OpenMP teams released (latent_demo/openmp.py): a thread that ran a parallel operator keeps a team of worker
+threads until it gives it back; every page handler gives it back when it is done."""
+
+import os
+import threading
+import time
+
+import torch
+
+from latent_demo import openmp
+from latent_demo.ui.common import user_errors
+
+
+def threads_in_process() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def settled(expected: int, timeout_s: float = 2.0) -> int:
+    """The thread count once it reaches `expected` (a released worker exits just after its last barrier)."""
+    deadline = time.monotonic() + timeout_s
+    while threads_in_process() != expected and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return threads_in_process()
+
+
+def in_a_thread(work) -> dict:
+    seen = {}
+
+    def run():
+        seen["before"] = threads_in_process()
+        seen["result"] = work(seen)
+        seen["after"] = settled(seen["before"])
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    return seen
+
+
+def parallel_operator() -> None:
+    (torch.ones(3, 1024, 1024) * 2).sum()  # large enough for at::parallel_for to open a parallel region
+
+
+def test_a_thread_that_ran_a_parallel_operator_gives_its_team_back():
+    def work(seen):
+        parallel_operator()
+        seen["with its team"] = threads_in_process()
+        return openmp.release_threads()
+
+    seen = in_a_thread(work)
+    assert seen["with its team"] == seen["before"] + torch.get_num_threads() - 1  # the team's workers
+    assert seen["result"] is True and seen["after"] == seen["before"]
+
+
+def test_every_page_handler_gives_the_team_back_when_done():
+    @user_errors
+    def handler():
+        parallel_operator()
+        return "done"
+
+    @user_errors
+    def streaming_handler():
+        parallel_operator()
+        yield "a step"
+        parallel_operator()
+        yield "the result"
+
+    seen = in_a_thread(lambda seen: handler())
+    assert seen["result"] == "done" and seen["after"] == seen["before"]
+    seen = in_a_thread(lambda seen: list(streaming_handler()))
+    assert seen["result"] == ["a step", "the result"] and seen["after"] == seen["before"]
