@@ -9,6 +9,8 @@ names with `_page` added, off the API page (script_api.py says why).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import gradio as gr
 from PIL import Image
 
@@ -31,8 +33,9 @@ WalkOutputs = named_outputs("WalkOutputs", "gif facts frames")
 Picture = tuple[Image.Image, str]
 
 
-def answer(facts: dict, pictures: list[Picture], return_pictures) -> LessonOutputs:
-    return LessonOutputs(facts=facts, pictures=pictures if flag("return_pictures", return_pictures) else None)
+def answer(facts: dict, pictures: Callable[[], list[Picture]], wanted: bool) -> LessonOutputs:
+    """The facts, and the pictures made only when asked for (a script that wants numbers pays for no picture)."""
+    return LessonOutputs(facts=facts, pictures=pictures() if wanted else None)
 
 
 def decoded_facts(decoded: Decoded) -> dict:
@@ -42,14 +45,16 @@ def decoded_facts(decoded: Decoded) -> dict:
 
 @user_errors
 def compress(ctx: TabContext, image, squeezes=DEFAULT_SQUEEZES, return_pictures=False) -> LessonOutputs:
+    wanted = flag("return_pictures", return_pictures)  # checked before any model work
     report = ctx.runner.run("compress", load_upload(image, ctx.settings), list(squeezes or []))
     facts = {"pixel_bits": report.pixel_bits, "decoders": [decoded_facts(d) for d in report.decoders],
              "squeezed": [decoded_facts(d) for d in report.squeezed]}
-    return answer(facts, [(d.image, d.label) for d in report.decoders + report.squeezed], return_pictures)
+    return answer(facts, lambda: [(d.image, d.label) for d in report.decoders + report.squeezed], wanted)
 
 
 @user_errors
 def compare_vaes(ctx: TabContext, image, squeezes=DEFAULT_SQUEEZES, return_pictures=False) -> LessonOutputs:
+    wanted = flag("return_pictures", return_pictures)  # checked before any model work
     report = ctx.runner.run("compare_vaes", load_upload(image, ctx.settings), list(squeezes or []))
     spaces = [{"name": s.name, "class": s.architecture, "down_factor": s.down_factor, "channels": s.channels,
                "latent_shape": list(s.latent_shape), "latent_values": s.latent_values,
@@ -58,50 +63,52 @@ def compare_vaes(ctx: TabContext, image, squeezes=DEFAULT_SQUEEZES, return_pictu
                "encode_s": round(s.encode_seconds, 4), "decode_s": round(s.decode_seconds, 4)} for s in report.spaces]
     facts = {"pixel_bits": report.pixel_bits, "autoencoders": spaces,
              "squeezed": [decoded_facts(d) for d in report.squeezed], "note": verdict(report)}
-    pictures = [(s.reconstruction, s.name) for s in report.spaces] + [(s.error_map, f"{s.name}: error")
-                                                                        for s in report.spaces]
-    return answer(facts, pictures, return_pictures)
+    return answer(facts, lambda: [(s.reconstruction, s.name) for s in report.spaces]
+                  + [(s.error_map, f"{s.name}: error") for s in report.spaces], wanted)
 
 
 @user_errors
 def encoder_grid(ctx: TabContext, image, return_pictures=False) -> LessonOutputs:
+    wanted = flag("return_pictures", return_pictures)  # checked before any model work
     cells = ctx.runner.run("encoder_grid", load_upload(image, ctx.settings))
     facts = {"cells": [{"encoder": c.encoder, "decoder": c.decoder, "psnr_db": round(c.psnr_db, 3),
                         "encode_s": round(c.encode_seconds, 4), "decode_s": round(c.decode_seconds, 4)}
                        for c in cells]}
-    pictures = [(pixels_to_pil(c.reconstruction), f"{c.encoder} → {c.decoder}") for c in cells]
-    return answer(facts, pictures + [(c.error_map, f"{c.encoder} → {c.decoder}: error") for c in cells],
-                  return_pictures)
+    return answer(facts, lambda: [(pixels_to_pil(c.reconstruction), f"{c.encoder} → {c.decoder}") for c in cells]
+                  + [(c.error_map, f"{c.encoder} → {c.decoder}: error") for c in cells], wanted)
 
 
 @user_errors
 def posterior(ctx: TabContext, image, seed=0, return_pictures=False) -> LessonOutputs:
+    wanted = flag("return_pictures", return_pictures)  # checked before any model work
     seed = controls.pick_seed(seed, False)
     result = ctx.runner.run("posterior", load_upload(image, ctx.settings), seed)
     facts = {"seed": seed, "mean_psnr_db": round(result.mean_psnr_db, 3),
              "sample_psnr_db": [round(value, 3) for value in result.sample_psnr_db],
              "std_share_of_spread": round(result.std.mean().item() / result.mean.std().item(), 5),
              "latent_shape": list(result.mean.shape[1:])}
-    pictures = [(pixels_to_pil(result.mean_decoded), "the mean, decoded")]
-    pictures += [(pixels_to_pil(p), f"sample {i + 1}, decoded") for i, p in enumerate(result.samples_decoded)]
-    return answer(facts, pictures, return_pictures)
+    return answer(facts, lambda: [(pixels_to_pil(result.mean_decoded), "the mean, decoded")]
+                  + [(pixels_to_pil(p), f"sample {i + 1}, decoded") for i, p in enumerate(result.samples_decoded)],
+                  wanted)
 
 
 @user_errors
 def predict_noise(ctx: TabContext, image, timestep=DEFAULT_TIMESTEP, seed=0, prompt="", return_pictures=False
                   ) -> LessonOutputs:
+    wanted = flag("return_pictures", return_pictures)  # checked before any model work
     prepared, _, timestep, seed = noise_request(ctx, image, timestep, seed, None)
     prompt = prompt or ""
     check_prompt(prompt, ctx.models, ctx.settings.max_prompt_tokens)
     _, prediction, curve, decoded = ctx.runner.run("predict_noise", prepared, None, timestep, seed, prompt)
     facts = {"timestep": prediction.timestep, "seed": seed, "prediction_type": prediction.prediction_type,
              "loss": prediction.loss, "loss_curve": [[t, loss] for t, loss in curve]}
-    return answer(facts, [*prediction_pictures(prediction), (decoded, "x̂₀ from the prediction, decoded")],
-                  return_pictures)
+    return answer(facts, lambda: [*prediction_pictures(prediction), (decoded, "x̂₀ from the prediction, decoded")],
+                  wanted)
 
 
 @user_errors
 def noise_space(ctx: TabContext, image, timestep=DEFAULT_TIMESTEP, seed=0, return_pictures=False) -> LessonOutputs:
+    wanted = flag("return_pictures", return_pictures)  # checked before any model work
     prepared, _, timestep, seed = noise_request(ctx, image, timestep, seed, None)
     _, result = ctx.runner.run("noise_space", prepared, None, timestep, seed)
     facts = {"timestep": result.timestep, "seed": seed, "alpha_bar": result.alpha_bar,
@@ -111,11 +118,10 @@ def noise_space(ctx: TabContext, image, timestep=DEFAULT_TIMESTEP, seed=0, retur
              "pixel_noise_through_vae": [{"noise_std": level.noise_std, "noisy_psnr_db": round(level.noisy_psnr_db, 3),
                                           "rebuilt_psnr_db": round(level.rebuilt_psnr_db, 3)}
                                          for level in result.through_vae]}
-    pictures = [(pixels_to_pil(result.latent_noise_decoded), "noise in the latents, decoded"),
-                (pixels_to_pil(result.pixel_noise), "the same noise in the pixels")]
-    pictures += [(pixels_to_pil(level.rebuilt), f"std {level.noise_std:g} after encode → decode")
-                 for level in result.through_vae]
-    return answer(facts, pictures, return_pictures)
+    return answer(facts, lambda: [(pixels_to_pil(result.latent_noise_decoded), "noise in the latents, decoded"),
+                                  (pixels_to_pil(result.pixel_noise), "the same noise in the pixels")]
+                  + [(pixels_to_pil(level.rebuilt), f"std {level.noise_std:g} after encode → decode")
+                     for level in result.through_vae], wanted)
 
 
 @user_errors
