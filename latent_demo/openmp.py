@@ -26,12 +26,14 @@ OMP_PAUSE_HARD = 2  # OpenMP 5.0's omp_pause_hard: free the calling thread's tea
 
 @functools.cache
 def _pause_all():
-    """The loaded OpenMP runtime's `omp_pause_resource_all`, or None (no OpenMP loaded, or not on Linux)."""
+    """libgomp's `omp_pause_resource_all`, or None (no libgomp loaded, or not on Linux). Only libgomp: it frees the
+    calling thread's team alone, while LLVM's and Intel's runtimes pause the whole process, teams of other threads
+    included, which could meet the model's thread inside a parallel region."""
     try:
         maps = Path("/proc/self/maps").read_text()
     except OSError:
         return None
-    found = sorted(set(re.findall(r"\S*/lib(?:gomp|omp|iomp5)[^/\s]*\.so[^/\s]*", maps)))
+    found = sorted(set(re.findall(r"\S*/libgomp[^/\s]*\.so[^/\s]*", maps)))
     for path in found:
         try:
             pause = ctypes.CDLL(path).omp_pause_resource_all
