@@ -17,8 +17,7 @@ from benchmarks.processes import GB, ROOT, RunningApp, alternate_timed, dtype_na
 from latent_demo.compression import DEFAULT_SQUEEZES, squeeze
 from latent_demo.config import Settings
 from latent_demo.images import open_image, pil_to_pixels, prepare_image
-from latent_demo.latent_spaces import decode_normalised, encode_normalised
-from latent_demo.latents import latents_to_pixels
+from latent_demo.latents import latents_to_pixels, pixels_to_latents
 from latent_demo.models import load_extra_autoencoders
 from latent_demo.other_autoencoders import PUBLISHED_CONFIGS, random_weight_autoencoder
 from latent_demo.presets import choose_dtypes
@@ -60,13 +59,12 @@ def raw_calls(vae, extras, squeezes: list[str]):
     pixels = pil_to_pixels(prepare_image(open_image(str(IMAGE), 40_000_000), SIZE, 64, 32))
 
     def run():
-        latents = encode_normalised(vae, pixels)
-        decode_normalised(vae, latents)
+        latents = pixels_to_latents(vae, pixels).float().cpu()
+        latents_to_pixels(vae, latents)
         for name in squeezes:
             latents_to_pixels(vae, squeeze(latents, name)[0])
         for extra in extras:
-            decode_normalised(extra.model, encode_normalised(extra.model, pixels, extra.shift_factor),
-                              extra.shift_factor)
+            latents_to_pixels(extra.model, pixels_to_latents(extra.model, pixels).float().cpu())
     return run
 
 

@@ -19,7 +19,7 @@ from PIL import Image
 from latent_demo.compression import LATENT_BITS, Decoded, check_squeeze, pixel_bits, squeezed_decodes
 from latent_demo.config import Settings
 from latent_demo.images import error_heatmap, pil_to_pixels, pixels_to_pil, prepare_image, psnr
-from latent_demo.latents import convolution_layout
+from latent_demo.latents import down_factor, latents_to_pixels, pixels_to_latents, shift_factor
 from latent_demo.models import Models
 
 
@@ -64,37 +64,17 @@ class LatentSpacesReport:
     squeezed: list[Decoded]  # this model's latents squeezed further, decoded by its VAE
 
 
-@torch.inference_mode()
-def encode_normalised(vae: AutoencoderKL | AutoencoderDC, pixels: torch.Tensor, shift_factor: float = 0.0
-                      ) -> torch.Tensor:
-    """pixels in [-1, 1] -> latents as its diffusion model sees them: (raw - shift_factor) × scaling_factor, the
-    posterior mean for a VAE (DC-AE is deterministic). Float32 on the CPU."""
-    batch = convolution_layout(pixels.to(device=vae.device, dtype=vae.dtype))
-    encoded = vae.encode(batch)
-    raw = encoded.latent_dist.mean if isinstance(vae, AutoencoderKL) else encoded.latent
-    return ((raw.float() - shift_factor) * vae.config.scaling_factor).cpu().contiguous()
-
-
-@torch.inference_mode()
-def decode_normalised(vae: AutoencoderKL | AutoencoderDC, latents: torch.Tensor, shift_factor: float = 0.0
-                      ) -> torch.Tensor:
-    """latents (normalised) -> pixels in about [-1, 1], float32 on the CPU."""
-    raw = latents / vae.config.scaling_factor + shift_factor
-    batch = convolution_layout(raw.to(device=vae.device, dtype=vae.dtype))
-    return vae.decode(batch).sample.float().cpu().contiguous()
-
-
-def measure(name: str, vae: AutoencoderKL | AutoencoderDC, down_factor: int, shift_factor: float,
-            pixels: torch.Tensor) -> tuple[LatentSpace, torch.Tensor]:
-    """Encode and decode `pixels` with one autoencoder, timed; -> (its row, its latents)."""
+def measure(name: str, vae: AutoencoderKL | AutoencoderDC, pixels: torch.Tensor) -> tuple[LatentSpace, torch.Tensor]:
+    """Encode (the posterior mean) and decode `pixels` with one autoencoder, timed; -> (its row, its latents)."""
     started = time.perf_counter()
-    latents = encode_normalised(vae, pixels, shift_factor)
+    latents = pixels_to_latents(vae, pixels).float().cpu()
     encoded = time.perf_counter()
-    rebuilt = decode_normalised(vae, latents, shift_factor)
+    rebuilt = latents_to_pixels(vae, latents)
     decoded = time.perf_counter()
-    space = LatentSpace(name, type(vae).__name__, down_factor, vae.config.latent_channels, tuple(latents.shape[1:]),
-                        pixels[0].numel(), float(vae.config.scaling_factor), shift_factor, pixels_to_pil(rebuilt),
-                        error_heatmap(pixels, rebuilt), psnr(pixels, rebuilt), encoded - started, decoded - encoded)
+    space = LatentSpace(name, type(vae).__name__, down_factor(vae), vae.config.latent_channels,
+                        tuple(latents.shape[1:]), pixels[0].numel(), float(vae.config.scaling_factor),
+                        shift_factor(vae), pixels_to_pil(rebuilt), error_heatmap(pixels, rebuilt),
+                        psnr(pixels, rebuilt), encoded - started, decoded - encoded)
     return space, latents
 
 
@@ -112,9 +92,8 @@ def compare_latent_spaces(models: Models, image: Image.Image, settings: Settings
     prepared = prepare_image(image, settings.max_image_side, settings.min_image_side, common_multiple(models))
     pixels = pil_to_pixels(prepared)
     # 2. This model's VAE, and its latents squeezed further
-    own, latents = measure("this model's VAE", models.vae, models.vae_scale_factor, 0.0, pixels)
+    own, latents = measure("this model's VAE", models.vae, pixels)
     squeezed = squeezed_decodes(models, pixels, latents, squeezes)
     # 3. Every other family's autoencoder
-    others = [measure(extra.name, extra.model, extra.down_factor, extra.shift_factor, pixels)[0]
-              for extra in models.extra_autoencoders]
+    others = [measure(extra.name, extra.model, pixels)[0] for extra in models.extra_autoencoders]
     return LatentSpacesReport(prepared, pixel_bits(pixels), [own, *others], squeezed)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from diffusers import AutoencoderKL, AutoencoderTiny
+from diffusers import AutoencoderDC, AutoencoderKL, AutoencoderTiny
 from PIL import Image
 
 # Linear map from SD 1.x/2.x latents (already scaled) to RGB in about [-1, 1]: a least-squares fit of the VAE
@@ -26,22 +26,41 @@ def check_latents(latents: torch.Tensor, channels: int) -> None:
         raise ValueError("latents contain NaN or infinite values")
 
 
+def down_factor(vae: AutoencoderKL | AutoencoderDC) -> int:
+    """How many pixels one latent cell spans per side, read from the config (2 per down-sampling stage)."""
+    stages = vae.config.encoder_block_out_channels if isinstance(vae, AutoencoderDC) else vae.config.block_out_channels
+    return 2 ** (len(stages) - 1)
+
+
+def shift_factor(vae) -> float:
+    """FLUX.1 and SD3 centre their latents before scaling (`shift_factor`); SD, SDXL, DC-AE and TAESD do not."""
+    return float(getattr(vae.config, "shift_factor", None) or 0.0)
+
+
 @torch.inference_mode()
-def pixels_to_latents(vae: AutoencoderKL, pixels: torch.Tensor, generator: torch.Generator | None = None
-                      ) -> torch.Tensor:
-    """pixels in [-1, 1] -> latents x scaling_factor. The posterior mean, or a sample when a generator is given."""
+def pixels_to_latents(vae: AutoencoderKL | AutoencoderDC, pixels: torch.Tensor,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+    """pixels in [-1, 1] -> latents as the diffusion model sees them: (raw - shift_factor) x scaling_factor. The
+    posterior mean, or a sample when a generator is given (a DC-AE encodes deterministically)."""
     pixels = convolution_layout(pixels.to(device=vae.device, dtype=vae.dtype))
-    posterior = vae.encode(pixels).latent_dist
-    raw = posterior.mean if generator is None else posterior.sample(generator)
-    return (raw * vae.config.scaling_factor).contiguous()
+    encoded = vae.encode(pixels)
+    if isinstance(vae, AutoencoderDC):
+        raw = encoded.latent
+    else:
+        raw = encoded.latent_dist.mean if generator is None else encoded.latent_dist.sample(generator)
+    shift = shift_factor(vae)
+    return ((raw - shift if shift else raw) * vae.config.scaling_factor).contiguous()
 
 
 @torch.inference_mode()
-def latents_to_pixels(vae: AutoencoderKL | AutoencoderTiny, latents: torch.Tensor) -> torch.Tensor:
-    """latents (scaled) -> pixels in about [-1, 1], float32 on the CPU. Works with the full VAE and TAESD."""
+def latents_to_pixels(vae: AutoencoderKL | AutoencoderDC | AutoencoderTiny, latents: torch.Tensor) -> torch.Tensor:
+    """latents (scaled, shifted) -> pixels in about [-1, 1], float32 on the CPU. Works with the full VAE, TAESD and
+    the other families' autoencoders."""
     check_latents(latents, vae.config.latent_channels)
-    scaled = convolution_layout(latents.to(device=vae.device, dtype=vae.dtype) / vae.config.scaling_factor)
-    return vae.decode(scaled).sample.float().cpu().contiguous()  # AutoencoderTiny also decodes to [-1, 1]
+    raw = latents.to(device=vae.device, dtype=vae.dtype) / vae.config.scaling_factor
+    shift = shift_factor(vae)
+    batch = convolution_layout(raw + shift if shift else raw)
+    return vae.decode(batch).sample.float().cpu().contiguous()  # AutoencoderTiny also decodes to [-1, 1]
 
 
 def convolution_layout(batch: torch.Tensor) -> torch.Tensor:

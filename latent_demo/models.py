@@ -15,6 +15,7 @@ from transformers import CLIPTextModel, CLIPTokenizer, PreTrainedTokenizerBase
 from latent_demo import hub, other_autoencoders, zerogpu
 from latent_demo.compiled import CompiledUNet, aot_compile_unet, compile_unet, default_side
 from latent_demo.config import Settings
+from latent_demo.latents import down_factor
 from latent_demo.offline_model import OFFLINE_SOURCE, build_offline_components
 from latent_demo.other_autoencoders import ExtraAutoencoder
 from latent_demo.presets import (
@@ -65,7 +66,7 @@ class Models:
 
     @property
     def vae_scale_factor(self) -> int:
-        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+        return down_factor(self.vae)
 
     @property
     def latent_channels(self) -> int:

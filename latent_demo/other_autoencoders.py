@@ -11,6 +11,7 @@ import torch
 from diffusers import AutoencoderDC, AutoencoderKL
 
 from latent_demo import hub
+from latent_demo.latents import down_factor, shift_factor
 from latent_demo.presets import HALF_PRECISION, HALF_VARIANT
 
 log = logging.getLogger(__name__)
@@ -24,16 +25,15 @@ class Candidate:
 
     repo: str
     subfolder: str | None  # where its config.json and weights are inside the repo
-    family: str
     licence: str
     download: str  # the weight file a start-up fetches
 
 
 CANDIDATES = {
-    "sdxl": Candidate("stabilityai/sdxl-vae", None, "SDXL", "MIT", "335 MB (float32)"),
-    "flux-schnell": Candidate("black-forest-labs/FLUX.1-schnell", "vae", "FLUX.1", "Apache-2.0",
+    "sdxl": Candidate("stabilityai/sdxl-vae", None, "MIT", "335 MB (float32)"),
+    "flux-schnell": Candidate("black-forest-labs/FLUX.1-schnell", "vae", "Apache-2.0",
                               "168 MB (bfloat16)"),
-    "dc-ae": Candidate("mit-han-lab/dc-ae-f32c32-sana-1.1-diffusers", None, "DC-AE (SANA 1.1)", "MIT",
+    "dc-ae": Candidate("mit-han-lab/dc-ae-f32c32-sana-1.1-diffusers", None, "MIT",
                        "1.25 GB (float32)"),
 }
 
@@ -76,11 +76,7 @@ class ExtraAutoencoder:
 
     @property
     def down_factor(self) -> int:
-        """How many pixels one latent cell spans per side, read from the config (2 per down-sampling stage)."""
-        config = self.model.config
-        stages = config.block_out_channels if isinstance(self.model, AutoencoderKL) else \
-            config.encoder_block_out_channels
-        return 2 ** (len(stages) - 1)
+        return down_factor(self.model)
 
     @property
     def channels(self) -> int:
@@ -92,8 +88,7 @@ class ExtraAutoencoder:
 
     @property
     def shift_factor(self) -> float:
-        """FLUX.1 and SD3 centre their latents before scaling; SD and DC-AE do not (None in their configs)."""
-        return float(getattr(self.model.config, "shift_factor", None) or 0.0)
+        return shift_factor(self.model)
 
 
 def requested(compare_vaes: str | None) -> list[str]:

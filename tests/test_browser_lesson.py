@@ -18,6 +18,15 @@ def visitor(page: Page, app_url):
     yield from opened(page, app_url, "")
 
 
+def run_in_the_guidance_view(visitor: Page, tab: str) -> None:
+    """The tab's guidance view, guidance 5, and its run button."""
+    visitor.locator(f"#{tab}-view label", has_text="guidance").click()
+    guidance = visitor.locator(f"#{tab}-guidance input[type=number]")
+    guidance.fill("5")
+    guidance.press("Enter")
+    visitor.locator(f"#{tab}-button").click()
+
+
 def test_generate_shows_the_predicted_clean_image_beside_the_noisy_latents(visitor: Page):
     open_tab(visitor, "2 · Generate")
     visitor.locator("#generate-steps input[type=number]").fill("4")
@@ -38,11 +47,7 @@ def test_generate_shows_the_predicted_clean_image_beside_the_noisy_latents(visit
     expect(shown).not_to_have_attribute("src", previous, timeout=SLOW)  # the new run's trajectory
     expect(visitor.locator("#generate-trajectory img")).to_have_count(5, timeout=SLOW)
     assert served_image(visitor, "#generate-trajectory").shape[:2] == (STEP_SIDE, STEP_SIDE)
-    visitor.locator("#generate-view label", has_text="guidance").click()
-    guidance = visitor.locator("#generate-guidance input[type=number]")
-    guidance.fill("5")
-    guidance.press("Enter")
-    visitor.locator("#generate-button").click()
+    run_in_the_guidance_view(visitor, "generate")
     expect(visitor.locator("#generate-status")).to_contain_text("Guidance, decomposed", timeout=SLOW)
     expect(visitor.locator("#generate-trajectory img")).to_have_count(5, timeout=SLOW)
     expect(visitor.locator("#generate-trajectory")).to_contain_text("RMS ε̂_uncond")
@@ -64,11 +69,7 @@ def test_generate_shows_the_predicted_clean_image_beside_the_noisy_latents(visit
     # img2img has no trajectory gallery: in the guidance view its live picture ends on the predictions, a row a step
     visitor.locator("#generate-send-img2img").click()
     visitor.locator("#img2img-prompt textarea").fill("a fox")
-    visitor.locator("#img2img-view label", has_text="guidance").click()
-    guidance = visitor.locator("#img2img-guidance input[type=number]")
-    guidance.fill("5")
-    guidance.press("Enter")
-    visitor.locator("#img2img-button").click()
+    run_in_the_guidance_view(visitor, "img2img")
     expect(visitor.locator("#img2img-status")).to_contain_text("a row per step", timeout=SLOW)
     sheet = served_image(visitor, "#img2img-live")
     assert sheet.shape[1] == 3 * STEP_SIDE + 2 * SIDE_BY_SIDE_GAP

@@ -29,7 +29,7 @@ def test_each_published_architecture_counts_its_own_latents(name):
     factor, channels, scaling, shift, values_512 = PUBLISHED[name]
     assert (extra.down_factor, extra.channels, extra.scaling_factor, extra.shift_factor) == (factor, channels,
                                                                                            scaling, shift)
-    space, latents = measure(name, extra.model, extra.down_factor, extra.shift_factor, torch.zeros(1, 3, 64, 64))
+    space, latents = measure(name, extra.model, torch.zeros(1, 3, 64, 64))
     assert tuple(latents.shape) == (1, channels, 64 // factor, 64 // factor) and space.reconstruction.size == (64, 64)
     assert space.latent_values * (512 // 64) ** 2 == values_512  # the README's counts at 512 px, from the real model
     assert space.value_ratio == 512 * 512 * 3 / values_512 and space.bit_ratio == space.value_ratio / 2
