@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 
 from benchmarks import processes
+from benchmarks.page_wait import PageWait
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -35,13 +36,12 @@ def main(argv: list[str] | None = None) -> None:
                 parser.error(f"{label} is named twice: give each its own --env")
             apps[label] = processes.RunningApp("offline", 300, "--device", "cpu", "--max-image-side",
                                                str(args.size), env=env).__enter__()
-        clients, page = {label: processes.page_client(app.url) for label, app in apps.items()}, processes.PageFetch()
+        pages = {label: PageWait(app.url) for label, app in apps.items()}
         for steps in args.steps:
             request = ("a red fox", "", 1, False, steps, 0.0, "model default", args.size, args.size, False)
             times = processes.alternate_timed({
-                label: lambda client=client, request=request: processes.timed_stream(
-                    client.submit(*request, api_name="/generate_page"), page=page)
-                for label, client in clients.items()}, args.reps)
+                label: lambda page=page, request=request: processes.as_page(page, *request)
+                for label, page in pages.items()}, args.reps)
             for label, (first, image, total) in times.items():
                 print(f"{label}: {steps} steps: first output {first:.2f} s, final image {image:.2f} s, "
                       f"end to end {total:.2f} s (medians of {args.reps})")

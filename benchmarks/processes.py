@@ -18,6 +18,7 @@ import torch
 
 from benchmarks import components
 from benchmarks.harness import Row, seconds
+from benchmarks.page_wait import PageWait
 
 ROOT = Path(__file__).resolve().parents[1]
 GB = 1024**3
@@ -202,20 +203,15 @@ class RunningApp:
         self.log.close()
 
 
-def timed_stream(job, image_index: int = 3, page: PageFetch | None = None) -> tuple[float, float, float]:
+def timed_stream(job, image_index: int = 3) -> tuple[float, float, float]:
     """(seconds to the first streamed output, to the first output holding the final image (`image_index`), to the
-    last) of a submitted gradio_client job. With `page` (and a `page_client`), an output counts
-    once the files it shows are fetched, as a page fetches them."""
+    last) of a submitted gradio_client job: a script's wait (gradio_client downloads every file of every update)."""
     started, first, image = time.perf_counter(), None, None
     for output in job:
-        if page is not None:
-            page.fetch(output)
         now = time.perf_counter() - started
         first = first if first is not None else now
         if image is None and _is_file(output[image_index]):  # gr.skip() arrives as a bare update
             image = now
-    if page is not None:
-        page.fetch(job.outputs()[-1])
     job.result()
     nan = float("nan")
     return (nan if first is None else first), (nan if image is None else image), time.perf_counter() - started
@@ -225,48 +221,17 @@ def _is_file(value) -> bool:
     return isinstance(value, str) or (isinstance(value, dict) and "url" in value)
 
 
-def page_client(url: str):
-    """A gradio_client that waits as a page does: it downloads nothing itself (PageFetch fetches what is shown), and
-    opens its connections without loading a CA bundle. gradio_client makes a new HTTP client for every request it
-    sends, and each loads the certificates: 30–50 ms on a 2-core EPYC, twice a request, on a plain-HTTP localhost
-    connection that never uses them; a browser keeps its connection open."""
-    from gradio_client import Client
-
-    return Client(url, verbose=False, download_files=False, ssl_verify=False)
+def as_page(page: PageWait, *args, api_name: str = "/generate_page") -> tuple[float, float, float]:
+    """(first output, final image shown, last update shown) of a request waited for as the page waits."""
+    answer = page.call(api_name, *args)
+    return answer.first, answer.image, answer.total
 
 
-class PageFetch:
-    """Fetches the files of streamed outputs the way the page does: each URL once, over a kept-alive connection.
+def page_status(outputs: list) -> str:
+    """The status line among the outputs of the page's /generate_page."""
+    from latent_demo.ui.tabs.generate import Outputs
 
-    gradio_client (its default download_files) instead downloads every file of every update again, each over a new
-    HTTP client: about 30 ms a file of connection set-up alone on a 2-core EPYC, so 50 ms or more a file while the
-    server computes, and a 25-step /generate sends 60 files. That is the wait of a script using gradio_client (its
-    own row), not of a visitor."""
-
-    def __init__(self):
-        import httpx
-
-        self.http, self.fetched = httpx.Client(), set()
-
-    def fetch(self, output) -> None:
-        for url in _urls(output):
-            if url not in self.fetched:
-                self.http.get(url).raise_for_status()
-                self.fetched.add(url)
-
-    def close(self) -> None:
-        self.http.close()
-
-
-def _urls(value) -> list[str]:
-    if isinstance(value, dict):
-        url = value.get("url")
-        if isinstance(url, str) and url.startswith("http"):
-            return [url]
-        return [found for item in value.values() for found in _urls(item)]
-    if isinstance(value, list | tuple):
-        return [found for item in value for found in _urls(item)]
-    return []
+    return outputs[Outputs._fields.index("status")]
 
 
 def bench_served_path(quick: bool, reps: int, device: str = "cpu") -> list[Row]:
@@ -289,13 +254,11 @@ def bench_served_path(quick: bool, reps: int, device: str = "cpu") -> list[Row]:
     with RunningApp(model, 900, "--device", device, "--max-image-side", str(size)) as app:
         if quick:  # the app-process rows on this app (the full run starts an SD 1.5-size app for them)
             rows += app_process_rows(app, time.perf_counter() - started, 64, None)
-        client, page = Client(app.url, verbose=False), PageFetch()
-        as_page = page_client(app.url)
+        client, page = Client(app.url, verbose=False), PageWait(app.url)
         for steps, guidance in cases:
             generate_args = ("a red fox", "", 1, False, steps, guidance, "model default", size, size, False)
             times = alternate_timed({
-                "served": lambda args=generate_args: timed_stream(as_page.submit(*args, api_name="/generate_page"),
-                                                                  page=page),
+                "served": lambda args=generate_args: as_page(page, *args),
                 "raw": lambda steps=steps, guidance=guidance: (0, 0, seconds(
                     lambda: raw.generate(steps, size, guidance)))}, reps)
             first, image, total = times["served"]
@@ -346,18 +309,16 @@ def serving_overhead(quick: bool, reps: int, device: str, url: str | None = None
     running = contextlib.nullcontext() if url else RunningApp("offline", 300, "--device", device, "--max-image-side",
                                                               str(size))
     with running as app:
-        script, page = Client(url or app.url, verbose=False), PageFetch()
-        as_page = page_client(url or app.url)
+        script, page = Client(url or app.url, verbose=False), PageWait(url or app.url)
         for steps in (2,) if quick else (2, 25):
             args = ("a red fox", "", 1, False, steps, 0.0, "model default", size, size, False)
             params = GenerateParams(prompt="a red fox", seed=1, num_inference_steps=steps, width=size, height=size)
             step_s = []
 
             def served(args=args, step_s=step_s):
-                job = as_page.submit(*args, api_name="/generate_page")
-                times = timed_stream(job, page=page)
-                step_s.append(unet_step_seconds(job.outputs()[-1][-1]))
-                return times
+                answer = page.call("/generate_page", *args)
+                step_s.append(unet_step_seconds(page_status(answer.outputs)))
+                return answer.first, answer.image, answer.total
 
             times = alternate_timed({
                 "served": served,
@@ -371,7 +332,7 @@ def serving_overhead(quick: bool, reps: int, device: str, url: str | None = None
                      Row("… as a gradio_client script waits (downloads every file of every update)",
                          f"{script_total:.2f} s", f"engine {engine:.2f} s", script_total / engine)]
             if steps > 2:
-                step, trip = statistics.median(step_s), round_trip_seconds(as_page)
+                step, trip = statistics.median(step_s), page_round_trip_seconds(page)
                 wait = first - step - trip
                 rows.append(Row("… first preview, less one UNet step (its own, in the server) and a request's "
                                 "round trip",
@@ -428,11 +389,16 @@ def script_rows(script, models, settings, size: int, reps: int, quick: bool) -> 
 
 
 def round_trip_seconds(client, reps: int = 5) -> float:
-    """Median seconds of a request that computes nothing (/check_quiz, unanswered) through `client`: the HTTP, queue
-    and client costs before any job starts."""
+    """Median seconds of a request that computes nothing (/check_quiz, unanswered) through a gradio_client `client`:
+    the HTTP, queue and client costs before any job starts."""
     parameters = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/check_quiz"]
     args = [parameter.get("parameter_default") for parameter in parameters["parameters"]]
     return statistics.median(seconds(lambda: client.predict(*args, api_name="/check_quiz")) for _ in range(reps))
+
+
+def page_round_trip_seconds(page: PageWait, reps: int = 5) -> float:
+    """The same, waited for as the page waits."""
+    return statistics.median(page.call("/check_quiz").total for _ in range(reps))
 
 
 # the Generate status line's labels (common.format_timings) -> the tasks' timing keys
@@ -476,16 +442,15 @@ def bench_compile(reps: int, device: str) -> list[Row]:
             apps[name] = stack.enter_context(RunningApp(model, 1800, *flags, *extra,
                                                         env={"TORCHINDUCTOR_CACHE_DIR": cold_cache}))
             started[name] = time.perf_counter() - began
-        clients = {name: page_client(app.url) for name, app in apps.items()}
-        page, step_s, images = PageFetch(), {name: [] for name in apps}, {}
+        pages = {name: PageWait(app.url) for name, app in apps.items()}
+        step_s, images = {name: [] for name in apps}, {}
 
         def served(name):
-            job = clients[name].submit(*args, api_name="/generate_page")
-            times = timed_stream(job, page=page)
-            last = job.outputs()[-1]
-            step_s[name].append(unet_step_seconds(last[-1]))
-            images[name] = np.asarray(Image.open(io.BytesIO(page.http.get(last[3]["url"]).content)).convert("RGB"))
-            return times
+            answer = pages[name].call("/generate_page", *args)
+            step_s[name].append(unet_step_seconds(page_status(answer.outputs)))
+            final = pages[name].http.get(answer.outputs[3]["url"]).content
+            images[name] = np.asarray(Image.open(io.BytesIO(final)).convert("RGB"))
+            return answer.first, answer.image, answer.total
 
         times = alternate_timed({name: lambda name=name: served(name) for name in apps}, reps)
     eager, compiled = times["eager"][2], times["compiled"][2]

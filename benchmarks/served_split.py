@@ -1,10 +1,10 @@
 """Where the served path's extra time goes: `python -m benchmarks.served_split [--steps 25] [-- APP FLAGS]`.
 
 Starts `python app.py --model offline` (flags after `--` go to the app, e.g. `-- --preview none`) and alternates a
-`/generate` through the server, waited for as a page waits, with `tasks.generate` in this process. It prints the
-medians of the task's own timings (the status line's: UNet, decode, task total) beside the engine's, and the
-request's end to end and final-image times. What the task loses inside the server is contention with the server's
-work; what the request adds beyond the task is the server's own work before and after it.
+`/generate` through the server, waited for as a page waits (`page_wait.PageWait`), with `tasks.generate` in this
+process. It prints the medians of the task's own timings (the status line's: UNet, decode, task total) beside the
+engine's, and the request's end to end and final-image times. What the task loses inside the server is contention
+with the server's work; what the request adds beyond the task is the server's own work before and after it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import time
 import torch
 
 from benchmarks import processes
+from benchmarks.page_wait import PageWait
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -41,11 +42,11 @@ def main(argv: list[str] | None = None) -> None:
     served, engine = [], []
     with processes.RunningApp("offline", 300, "--device", args.device, "--max-image-side", str(args.size),
                               *args.app_flags) as app:
-        client, page = processes.page_client(app.url), processes.PageFetch()
+        page = PageWait(app.url)
         for rep in range(args.reps + 1):  # the first of each is a warm-up
-            job = client.submit(*request, api_name="/generate_page")
-            _, image, total = processes.timed_stream(job, page=page)
-            timings = processes.status_timings(job.outputs()[-1][-1])
+            answer = page.call("/generate_page", *request)
+            image, total = answer.image, answer.total
+            timings = processes.status_timings(processes.page_status(answer.outputs))
             started = time.perf_counter()
             result = generate(models, params, settings)
             wall = time.perf_counter() - started

@@ -211,3 +211,25 @@ def test_without_any_network_the_fallback_does_not_wait(monkeypatch):
     monkeypatch.setattr(hub.time, "sleep", lambda seconds: pytest.fail("waited without a network"))
     loaded = load_models(Settings(fast_decoder="none", offline=False, dtype="float32"))
     assert attempts == ["sd-turbo"] and loaded.is_untrained
+
+
+def test_the_folder_check_answers_as_gradios_own(tmp_path, monkeypatch):
+    """gradio_fixes.is_in_or_equal resolves the folder once; for the file it answers exactly as Gradio's check,
+    links and `..` included."""
+    allowed, outside = tmp_path / "allowed", tmp_path / "outside"
+    (allowed / "sub").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "secret.txt").write_text("x")
+    (allowed / "image.png").write_text("x")
+    (allowed / "link.txt").symlink_to(outside / "secret.txt")  # inside by name, outside once resolved
+    (tmp_path / "linked-folder").symlink_to(allowed)  # a folder named through a link
+    monkeypatch.chdir(tmp_path)
+    cases = [(allowed / "image.png", allowed), (allowed, allowed), (allowed / "sub", allowed),
+             (allowed / "link.txt", allowed), (outside / "secret.txt", allowed), (allowed / ".." / "outside", allowed),
+             ("allowed/image.png", allowed), ("allowed/image.png", "allowed"), (allowed / "missing.png", allowed),
+             (allowed / "image.png", tmp_path / "linked-folder"), (str(allowed).lower() + "/x", str(allowed).lower())]
+    for path, folder in cases:
+        assert gradio_fixes.is_in_or_equal(path, folder) == gradio_fixes.GRADIO_IS_IN_OR_EQUAL(path, folder), \
+            (path, folder)
+    assert not gradio_fixes.is_in_or_equal(allowed / "link.txt", allowed)
+    assert gradio_fixes.is_in_or_equal(allowed / "image.png", tmp_path / "linked-folder")

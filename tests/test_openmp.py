@@ -5,6 +5,7 @@ import os
 import threading
 import time
 
+import pytest
 import torch
 
 from latent_demo import openmp
@@ -68,3 +69,20 @@ def test_every_page_handler_gives_the_team_back_when_done():
     assert seen["result"] == "done" and seen["after"] == seen["before"]
     seen = in_a_thread(lambda seen: list(streaming_handler()))
     assert seen["result"] == ["a step", "the result"] and seen["after"] == seen["before"]
+
+
+def test_picture_work_started_meanwhile_gives_its_team_back_and_its_value_or_error():
+    from latent_demo.serving import meanwhile
+
+    both = threading.Barrier(2)  # both picture threads started (the pool starts them on demand), then counted
+    assert [future.result() for future in [meanwhile.start(both.wait) for _ in range(2)]] in ([0, 1], [1, 0])
+    before = threads_in_process()
+
+    def work(value):
+        parallel_operator()
+        return value
+
+    assert meanwhile.start(work, "pictures").result() == "pictures"
+    assert settled(before) == before  # no team left behind on the picture thread
+    with pytest.raises(ZeroDivisionError):
+        meanwhile.start(lambda: 1 / 0).result()

@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 from safetensors.torch import save_file
@@ -49,30 +50,45 @@ def _mtime(path: Path) -> float:
 
 
 GIF_SAMPLE_SHRINK = 4  # the palette is taken from every frame at a quarter of its side
+GIF_UNCHANGED = 255  # the palette index kept free: "this pixel is as in the previous frame" (GIF transparency)
 
 
 def to_gif(frames: list[Image.Image], seconds_per_frame: float = 0.25) -> str:
-    """An animated GIF of `frames` (one size), with one palette for all of them and no dithering.
+    """An animated GIF of `frames` (one size), with one palette for all of them, no dithering, and each frame after
+    the first storing only the pixels that changed.
 
     PIL would choose a palette per frame, which took 0.64 s for a 26-frame trajectory on a 2-core EPYC, a third of the
     served path's own cost. One palette from a small sample of every frame, applied without dithering, takes a fifth
     of that, and the latent cells (4×4 px each in the step pictures, so a quarter-size sample keeps every cell's
-    colour) stay flat instead of speckled."""
+    colour) stay flat instead of speckled. The frames share that palette, so a pixel is unchanged exactly when its
+    index is: marked with the free index (transparent, over the previous frame), which is what PIL's own
+    optimisation finds by comparing the frames in RGB, in 66 of the 81 ms the 26-frame GIF took (now 36 ms, the
+    same 273 KB)."""
     path = scratch_path("trajectory.gif")
-    palette = palette_of(frames)
-    indexed = [frame.convert("RGB").quantize(palette=palette, dither=Image.Dither.NONE) for frame in frames]
-    indexed[0].save(path, save_all=True, append_images=indexed[1:], duration=int(seconds_per_frame * 1000), loop=0)
+    palette = palette_of(frames, colours=GIF_UNCHANGED)  # indices 0-254: 255 is never a colour
+    indices = [np.asarray(frame.convert("RGB").quantize(palette=palette, dither=Image.Dither.NONE))
+               for frame in frames]
+    changes = [indices[0]]
+    for previous, current in zip(indices, indices[1:], strict=False):
+        changed = current.copy()
+        changed[current == previous] = GIF_UNCHANGED
+        changes.append(changed)
+    pictures = [Image.fromarray(change, mode="P") for change in changes]
+    for picture in pictures:
+        picture.putpalette(palette.getpalette())
+    pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=int(seconds_per_frame * 1000), loop=0,
+                     transparency=GIF_UNCHANGED, disposal=1, optimize=False)  # 1: each frame stays under the next
     return str(path)
 
 
-def palette_of(frames: list[Image.Image]) -> Image.Image:
-    """A 256-colour palette image for `frames`: every frame shrunk (nearest pixels, so only their own colours) side
-    by side, quantized once."""
+def palette_of(frames: list[Image.Image], colours: int = 256) -> Image.Image:
+    """A palette image of at most `colours` colours for `frames`: every frame shrunk (nearest pixels, so only their
+    own colours) side by side, quantized once."""
     width, height = (max(1, side // GIF_SAMPLE_SHRINK) for side in frames[0].size)
     sample = Image.new("RGB", (width * len(frames), height))
     for index, frame in enumerate(frames):
         sample.paste(frame.convert("RGB").resize((width, height), Image.Resampling.NEAREST), (index * width, 0))
-    return sample.quantize(256, method=Image.Quantize.FASTOCTREE)
+    return sample.quantize(colours, method=Image.Quantize.FASTOCTREE)
 
 
 def latents_file(latents: torch.Tensor, models: Models, name: str = "latents", **more: str) -> str:

@@ -1,8 +1,9 @@
 """The one wall around Gradio's internals: every private function, method or attribute the app patches or reads.
 
 Gradio does not promise to keep these: two functions of `processing_utils` (atomic cache writes, no URL
-downloads), `Blocks.postprocess_data` (bare skips passed through), the components' `preprocess` (readable errors
-for bad uploads and values), the Blocks' cache bookkeeping (`temp_file_sets`, each block's `keep_in_cache`,
+downloads), `is_in_or_equal` (the folder check, in `utils` and `processing_utils`), `Blocks.postprocess_data` (bare
+skips passed through), the components' `preprocess` (readable errors for bad uploads and values), the Blocks' cache
+bookkeeping (`temp_file_sets`, each block's `keep_in_cache`,
 `is_running`: our own clean-up thread), an example set's `load_input_event` (examples queued with the model jobs)
 and PIL's global pixel limit. A renamed one would make a patch silently do nothing, or, read with a default, make
 the clean-up delete files Gradio keeps. So every one of them is listed here, read through the accessors below
@@ -16,7 +17,7 @@ from __future__ import annotations
 import logging
 
 import gradio as gr
-from gradio import processing_utils
+from gradio import processing_utils, utils
 from PIL import Image
 
 from latent_demo.config import Settings
@@ -31,12 +32,15 @@ PATCHES = [
     (processing_utils, "save_pil_to_cache", gradio_fixes.save_pil_to_cache_atomically),
     (processing_utils, "async_ssrf_protected_download", no_url_fetch.refuse_download),
     (gr.Blocks, "postprocess_data", gradio_fixes.passing_skips_through(gr.Blocks.postprocess_data)),
+    (utils, "is_in_or_equal", gradio_fixes.is_in_or_equal),  # looked up in both modules, so replaced in both
+    (processing_utils, "is_in_or_equal", gradio_fixes.is_in_or_equal),
 ]
 # (owner, attribute): Gradio functions this app calls or wraps
 USED = [
     (processing_utils, "encode_pil_to_bytes"),  # by the atomic cache writer
     (processing_utils, "hash_bytes"),
     (processing_utils, "get_pil_metadata"),
+    (utils, "abspath"),  # by the folder check
     (gr.components.Component, "preprocess"),  # wrapped per component for readable errors
 ]
 BLOCKS_ATTRIBUTES = ["temp_file_sets", "is_running", "blocks"]  # of the app's Blocks (the cache clean-up)

@@ -14,6 +14,7 @@ from latent_demo.models import Models
 from latent_demo.params import MAX_GUIDANCE, MAX_SEED, GenerateParams
 from latent_demo.png_parameters import read_settings_from_file, scheduler_or_default, with_settings
 from latent_demo.reproducibility import RunComparison, compare_runs
+from latent_demo.serving import meanwhile
 from latent_demo.serving.files import latents_file, to_gif
 from latent_demo.serving.runner import Step
 from latent_demo.tasks import TaskResult, generate, planned_steps
@@ -89,15 +90,22 @@ def run(ctx: TabContext, prompt, negative_prompt, seed, randomize, steps, guidan
                   f"{controls.fingerprint_note(result)}{controls.guidance_notes(result, view)}")
         shown_result = Outputs(used_seed=result.seed, noise=noise, live=result.image, final=result.image,
                                status=status, last_run=LastRun(params, result.latents, result.image))
+        extras = meanwhile.start(trajectory_and_gif, ctx.models, result, view, shown)  # while the image is sent
         yield shown_result
-        frames = trajectory_pictures(ctx.models, result, view, shown) + [result.image]
-        drawn = view == GUIDANCE and result.guidance and not result.trajectory_previews
-        captions = guidance_captions(result) if drawn else [f"step {i + 1}, t={t}" for i, t in
-                                                             enumerate(result.timesteps)]
-        captions += ["decoded"]
-        gif = to_gif(frames[:-1] + [on_canvas(result.image, frames[0].size)])
+        trajectory, gif = extras.result()
         # the last update holds every output: an API call's result is the last update alone
-        yield shown_result._replace(trajectory=list(zip(frames, captions, strict=True)), gif=gif)
+        yield shown_result._replace(trajectory=trajectory, gif=gif)
+
+
+def trajectory_and_gif(models: Models, result: TaskResult, view: str, shown: dict) -> tuple[list[tuple], str]:
+    """The trajectory gallery (each step's picture and caption, then the decoded image) and its animated GIF."""
+    frames = trajectory_pictures(models, result, view, shown) + [result.image]
+    drawn = view == GUIDANCE and result.guidance and not result.trajectory_previews
+    captions = guidance_captions(result) if drawn else [f"step {i + 1}, t={t}" for i, t in
+                                                         enumerate(result.timesteps)]
+    captions += ["decoded"]
+    gif = to_gif(frames[:-1] + [on_canvas(result.image, frames[0].size)])
+    return list(zip(frames, captions, strict=True)), gif
 
 
 PngInfoOutputs = named_outputs("PngInfoOutputs", "prompt negative_prompt seed randomize steps guidance scheduler "
