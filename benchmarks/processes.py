@@ -289,10 +289,14 @@ def bench_served_path(quick: bool, reps: int, device: str = "cpu") -> list[Row]:
     return rows + serving_overhead(quick, reps, device)
 
 
+OVERHEAD_REPS = 9  # at least: ~0.6 s calls on a host whose speed drifts ±15 % between runs; medians of 3 misled
+
+
 def serving_overhead(quick: bool, reps: int, device: str, url: str | None = None) -> list[Row]:
     """The offline model at 512 px computes little: what the server adds shows on any machine. `url`: an app already
     serving the offline model at that size. Timed as a page waits (files fetched once each), and as a gradio_client
     script waits (every file of every update downloaded again)."""
+    reps = reps if quick else max(reps, OVERHEAD_REPS)
     from gradio_client import Client
 
     from latent_demo.config import Settings
