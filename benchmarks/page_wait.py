@@ -43,6 +43,7 @@ class PageWait:
         self.defaults = {component["id"]: component.get("props", {}).get("value")
                          for component in config["components"]}
         self.session = secrets.token_hex(8)  # one per page load: every call from this page shares it
+        self.fetched: set[str] = set()
 
     def call(self, api_name: str, *args, image_index: int = 3) -> PageAnswer:
         event = self.events[api_name.lstrip("/")]

@@ -1,15 +1,15 @@
 """The one wall around Gradio's internals: every private function, method or attribute the app patches or reads.
 
-Gradio does not promise to keep these: two functions of `processing_utils` (atomic cache writes, no URL
-downloads), `is_in_or_equal` (the folder check, in `utils` and `processing_utils`), `Blocks.postprocess_data` (bare
-skips passed through), the components' `preprocess` (readable errors for bad uploads and values), the Blocks' cache
-bookkeeping (`temp_file_sets`, each block's `keep_in_cache`,
-`is_running`: our own clean-up thread), an example set's `load_input_event` (examples queued with the model jobs)
-and PIL's global pixel limit. A renamed one would make a patch silently do nothing, or, read with a default, make
-the clean-up delete files Gradio keeps. So every one of them is listed here, read through the accessors below
-(never `getattr(..., default)`), and checked at start-up: `check()` refuses to start with a message naming what
-changed. tests/test_gradio_compat.py greps the source and fails on an internal used outside this list. Nothing
-here runs at import or in `build_app`: only `launch` (ui/app.py) calls `apply()`.
+Gradio does not promise to keep these: two functions of `processing_utils` (atomic cache writes, no URL downloads),
+`is_in_or_equal` (the folder check, in `utils` and `processing_utils`), `Blocks.postprocess_data` (bare skips passed
+through), the components' `preprocess` (readable errors for bad uploads and values), the Blocks' cache bookkeeping
+(`temp_file_sets`, each block's `keep_in_cache`, `is_running`: our own clean-up thread), an example set's
+`load_input_event` (examples queued with the model jobs) and PIL's global pixel limit. A renamed one would make a patch
+silently do nothing, or, read with a default, make the clean-up delete files Gradio keeps. So every one of them is
+listed here, read through the accessors below (never `getattr(..., default)`), and checked at start-up: `check()`
+refuses to start with a message naming what changed. tests/test_gradio_compat.py greps the source and fails on an
+internal used outside this list. Nothing here runs at import or in `build_app`: only `launch` (ui/app.py) calls
+`apply()`.
 """
 
 from __future__ import annotations

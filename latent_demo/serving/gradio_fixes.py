@@ -75,6 +75,9 @@ def fast_png(img: Image.Image) -> bytes:
         return output.getvalue()
 
 
+GRADIO_IS_IN_OR_EQUAL = utils.is_in_or_equal  # the check replaced at launch (its answers are the reference)
+
+
 def is_in_or_equal(path_1: str | Path, path_2: str | Path) -> bool:
     """Gradio's check (is `path_1` `path_2` or inside it, both with links resolved), with `path_2`, a configured
     folder, resolved once."""
@@ -84,8 +87,6 @@ def is_in_or_equal(path_1: str | Path, path_2: str | Path) -> bool:
     except ValueError:
         return False
 
-
-GRADIO_IS_IN_OR_EQUAL = utils.is_in_or_equal  # the check replaced at launch (its answers are the reference)
 
 
 @functools.lru_cache(maxsize=64)
