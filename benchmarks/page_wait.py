@@ -48,7 +48,7 @@ class PageWait:
     def call(self, api_name: str, *args, image_index: int = 3) -> PageAnswer:
         event = self.events[api_name.lstrip("/")]
         data = [*args, *(self.defaults.get(input_id) for input_id in event["inputs"][len(args):])]
-        self.fetched: set[str] = set()  # a new result's files are new to the page (a benchmark repeats one seed)
+        self.fetched = set()  # a new result's files are new to the page (a benchmark repeats one seed)
         started = time.perf_counter()
         joined = self.http.post(self.api + "queue/join", json={"data": data, "fn_index": event["id"],
                                                                "session_hash": self.session, "event_data": None,
