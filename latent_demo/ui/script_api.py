@@ -26,12 +26,13 @@ from latent_demo.images import image_and_painted_mask, open_image
 from latent_demo.params import GenerateParams, Img2ImgParams, InpaintParams, SamplingParams
 from latent_demo.png_parameters import with_settings
 from latent_demo.reproducibility import fingerprint
-from latent_demo.serving.files import latents_file, to_gif
+from latent_demo.serving.files import latents_file
 from latent_demo.tasks import TaskResult
 from latent_demo.ui import controls
 from latent_demo.ui.common import TabContext, bound, image_upload, load_upload, named_outputs, user_errors
-from latent_demo.ui.pictures import on_canvas, trajectory_pictures
+from latent_demo.ui.pictures import DEFAULT_VIEW
 from latent_demo.ui.state import EncodedImage
+from latent_demo.ui.tabs.generate import trajectory_and_gif
 from latent_demo.ui.tabs.img2img import FROM_ENCODE, FROM_UPLOAD, starting_point
 from latent_demo.ui.tabs.inpaint import MAX_FEATHER
 
@@ -73,10 +74,7 @@ def generate(ctx: TabContext, prompt, negative_prompt, seed, randomize, steps, g
                                       scheduler, fast_decode, width=width, height=height)
     result = ctx.runner.run("generate", params)
     image = with_settings(result.image, controls.generation_settings(ctx.models, params, result.image))
-    gif = None
-    if trajectory_wanted:
-        frames = trajectory_pictures(ctx.models, result)
-        gif = to_gif(frames + [on_canvas(image, frames[0].size)]) if frames else None
+    gif = trajectory_and_gif(ctx.models, result, DEFAULT_VIEW, {})[1] if trajectory_wanted else None
     latents = latents_file(result.latents, ctx.models, "generated-latents",
                            **controls.settings_metadata(ctx.models, params, image)) if latents_wanted else None
     return GenerateOutputs(image=image, seed=result.seed, facts=sampling_facts(ctx, params, result), trajectory=gif,
