@@ -72,11 +72,13 @@ def convolution_layout(batch: torch.Tensor) -> torch.Tensor:
 
 
 def latents_to_rgb_preview(latents: torch.Tensor) -> Image.Image:
-    """latents -> a small RGB image (latent resolution) by the linear approximation; no decoder call."""
-    factors = SD_LATENT_RGB_FACTORS.to(latents.device, torch.float32)
-    rgb = torch.einsum("chw,cr->hwr", latents[0, :4].float(), factors)
-    array = ((rgb.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
-    return Image.fromarray(array)
+    """latents -> a small RGB image (latent resolution) by the linear approximation; no decoder call.
+
+    In numpy: the server makes these pictures on threads beside the model's, and torch's einsum and rounding start
+    an OpenMP team in the calling thread, which slows the model's own team until it is released (openmp.py)."""
+    values = latents[0, :4].detach().to("cpu", torch.float32).numpy()
+    rgb = np.einsum("chw,cr->hwr", values, SD_LATENT_RGB_FACTORS.numpy())
+    return Image.fromarray(((np.clip(rgb, -1, 1) + 1) * 127.5).round().astype(np.uint8))
 
 
 @dataclass(frozen=True)

@@ -188,3 +188,14 @@ def test_slerp_keeps_the_ends_and_the_norm(models):
     assert straight_midpoint < 0.8 * low  # what slerp avoids: a straight line dips to ~71% mid-way
     a = torch.randn(10)
     assert torch.allclose(slerp(a, a, 0.5), a)
+
+
+def test_the_linear_preview_is_the_factor_map_rounded():
+    """latents_to_rgb_preview (numpy, off torch's threads) against the same map in torch, bfloat16 latents too."""
+    from latent_demo.latents import SD_LATENT_RGB_FACTORS
+
+    for dtype in (torch.float32, torch.bfloat16):
+        latents = (torch.randn(1, 4, 32, 48, generator=torch.Generator().manual_seed(0)) * 1.5).to(dtype)
+        rgb = torch.einsum("chw,cr->hwr", latents[0].float(), SD_LATENT_RGB_FACTORS)
+        expected = ((rgb.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+        assert np.array_equal(np.asarray(latents_to_rgb_preview(latents)), expected)

@@ -86,3 +86,19 @@ def test_picture_work_started_meanwhile_gives_its_team_back_and_its_value_or_err
     assert settled(before) == before  # no team left behind on the picture thread
     with pytest.raises(ZeroDivisionError):
         meanwhile.start(lambda: 1 / 0).result()
+
+
+def test_a_step_picture_starts_no_team():
+    """The live and trajectory pictures are made beside the model's thread for every shown step: made without
+    torch's parallel operators, they start no team there (torch's einsum and rounding did, one per picture)."""
+    from latent_demo.serving.previews import linear_picture
+
+    latents = torch.randn(1, 4, 64, 64, dtype=torch.bfloat16)
+
+    def work(seen):
+        picture = linear_picture(latents, (256, 256))
+        seen["with the picture"] = threads_in_process()
+        return picture
+
+    seen = in_a_thread(work)
+    assert seen["with the picture"] == seen["before"] and seen["result"].size == (256, 256)
