@@ -2,8 +2,10 @@
 
 Starts `python app.py --model offline` from each checkout (e.g. `git worktree add /tmp/old <commit>` for OLD), then
 times `/generate` on each in turn, alternating, and prints the medians of (first output, final image shown, end to
-end). The servers idle while another works, so the comparison shares the machine's state. `--env` gives each
-checkout's app its own variable (the same checkout may be named more than once):
+end, the UNet's own time inside the server). The servers idle while another works, so the comparison shares the
+machine's state (an idle server takes ~1 % of a core; before the queue's polling was replaced, 6 %, and an old
+checkout still does). `--env` gives each checkout's app its own variable (the same checkout may be named more than
+once; two identical apps measure the comparison's own noise):
 `python -m benchmarks.ab_served . . . --env LATENT_DEMO_PREVIEW_INTERVAL_MS=0 LATENT_DEMO_PREVIEW_INTERVAL_MS=100 ...`
 """
 
@@ -40,14 +42,21 @@ def main(argv: list[str] | None = None) -> None:
         for steps in args.steps:
             request = ("a red fox", "", 1, False, steps, 0.0, "model default", args.size, args.size, False)
             times = processes.alternate_timed({
-                label: lambda page=page, request=request: processes.as_page(page, *request)
+                label: lambda page=page, request=request: with_unet_seconds(page, request)
                 for label, page in pages.items()}, args.reps)
-            for label, (first, image, total) in times.items():
+            for label, (first, image, total, unet) in times.items():
                 print(f"{label}: {steps} steps: first output {first:.2f} s, final image {image:.2f} s, "
-                      f"end to end {total:.2f} s (medians of {args.reps})")
+                      f"end to end {total:.2f} s, the UNet inside the server {unet:.2f} s (medians of {args.reps})")
     finally:
         for app in apps.values():
             app.__exit__()
+
+
+def with_unet_seconds(page: PageWait, request: tuple) -> tuple[float, float, float, float]:
+    """(first output, final image shown, end to end, the UNet's total from the status line) of one request."""
+    answer = page.call("/generate_page", *request)
+    unet = processes.status_timings(processes.page_status(answer.outputs))["unet"]
+    return answer.first, answer.image, answer.total, unet
 
 
 if __name__ == "__main__":
