@@ -23,14 +23,6 @@ a 25-step Generate shows about a hundred files (live pictures, the trajectory tw
 after the final image. The second path is always one of those configured folders: it is resolved once and
 remembered. The file's own path is still resolved at every check.
 
-Gradio's queue looks for work by polling, on the event loop, for as long as the server runs: for an event to start
-every 1 ms (`Queue.start_processing`), for progress to send every 10 ms (`start_progress_updates`). That is ~1,100
-wake-ups a second, 6 % of a core on an idle 2-core EPYC, and during a job each one pre-empts one of the two threads
-torch runs the UNet on: the UNet ran 4.5 % slower inside the server for it (benchmarks/README.md, "The queue's
-polling"). The loops here are Gradio's, waiting instead for a sign: an event joined the queue or a job ended (which
-may let a waiting event start); a job started (its progress is then sent every PROGRESS_INTERVAL_S). A missed sign
-would cost at most QUEUE_LOOK_S.
-
 `gr.skip()` is the update `{"__type__": "update"}` with no properties, and Gradio handles it like any property
 update: it rebuilds the component and regenerates its config and API schema (pydantic), on the event loop. A
 streamed step skips four of Generate's seven outputs, so 25 steps rebuilt 100 components (about 0.4 s of the event
@@ -39,18 +31,16 @@ loop per request, measured with py-spy). A bare skip changes nothing, so it is p
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import functools
 import io
 import os
 import tempfile
-import time
 import weakref
 import zlib
 from pathlib import Path
 
-from gradio import processing_utils, queueing, utils
+from gradio import processing_utils, utils
 from PIL import Image
 
 PNG_OPTIONS = {"compress_level": 1, "compress_type": zlib.Z_RLE}  # any level but 0 (stored) runs the same RLE
@@ -125,102 +115,5 @@ def passing_skips_through(postprocess_data):
         # Gradio wraps the value of a single output itself
         done = iter(await postprocess_data(self, rest, kept[0] if len(kept) == 1 else kept, state))
         return [dict(SKIP) if i in skipped else next(done) for i in range(len(predictions))]
-
-    return wrapper
-
-
-QUEUE_LOOK_S = 0.05  # with no sign of work, the queue's loops look anyway this often (Gradio: every 0.001 s)
-PROGRESS_INTERVAL_S = 0.05  # while jobs run, their newest progress is sent this often (Gradio: 0.01 s; 0.1 on Windows)
-WORK, JOB_STARTED = "work", "job started"  # the signs: for the loop that starts jobs, for the one sending progress
-# queue -> (the event loop serving it, its signs); a relaunched app keeps its queue but runs a new event loop
-_signs: weakref.WeakKeyDictionary[queueing.Queue, tuple[asyncio.AbstractEventLoop, dict[str, asyncio.Event]]] = \
-    weakref.WeakKeyDictionary()
-
-
-def _sign(queue: queueing.Queue, what: str) -> asyncio.Event:
-    loop = asyncio.get_running_loop()
-    known = _signs.get(queue)
-    if known is None or known[0] is not loop:
-        known = _signs[queue] = (loop, {WORK: asyncio.Event(), JOB_STARTED: asyncio.Event()})
-    return known[1][what]
-
-
-async def _wait_for(queue: queueing.Queue, what: str) -> None:
-    sign = _sign(queue, what)
-    try:
-        await asyncio.wait_for(sign.wait(), QUEUE_LOOK_S)
-    except TimeoutError:
-        pass
-    sign.clear()  # before the loop looks at the queue: a sign given after this wakes the next wait
-
-
-async def start_processing_when_there_is_work(self: queueing.Queue) -> None:
-    """Gradio 6.31's Queue.start_processing, its three 1-ms sleeps replaced by waiting for the sign of work."""
-    try:
-        while not self.stopped:
-            if len(self) == 0 or None not in self.active_jobs:
-                await _wait_for(self, WORK)
-                continue
-
-            # Using mutex to avoid editing a list in use
-            async with self.delete_lock:
-                event_batch = self.get_events()
-
-            if event_batch:
-                events, batch, concurrency_id = event_batch
-                self.active_jobs[self.active_jobs.index(None)] = events
-                event_queue = self.event_queue_per_concurrency_id[concurrency_id]
-                event_queue.current_concurrency += 1
-                start_time = time.time()
-                fn = events[0].fn
-                event_queue.start_times_per_fn[fn].add(start_time)
-                for event in events:
-                    if (a := self.event_analytics.get(event._id)) is not None:
-                        a["status"] = "processing"
-                process_event_task = queueing.run_coro_in_background(
-                    self.process_events, events, batch, start_time, fn
-                )
-                queueing.set_task_name(process_event_task, events[0].session_hash, fn._id, events[0]._id, batch)
-
-                self._asyncio_tasks.add(process_event_task)
-                process_event_task.add_done_callback(self._asyncio_tasks.discard)
-                if self.live_updates:
-                    self.broadcast_estimations(concurrency_id)
-                _sign(self, JOB_STARTED).set()
-            else:
-                await _wait_for(self, WORK)
-    finally:
-        self.stopped = True
-        self._cancel_asyncio_tasks()
-
-
-async def send_progress_while_jobs_run(self: queueing.Queue) -> None:
-    """Gradio 6.31's Queue.start_progress_updates: with no job running it waits for one to start instead of looking
-    every 10 ms; while jobs run, their newest progress goes out every PROGRESS_INTERVAL_S."""
-    while not self.stopped:
-        events = [evt for job in self.active_jobs if job is not None for evt in job]
-
-        if len(events) == 0:
-            await _wait_for(self, JOB_STARTED)
-            continue
-
-        for event in events:
-            if event.progress_pending and event.progress:
-                event.progress_pending = False
-                self.send_message(event, event.progress)
-
-        await asyncio.sleep(PROGRESS_INTERVAL_S)
-
-
-def signalling_work(method):
-    """A Queue coroutine (`push`, `process_events`) that signs work to the queue's loop when it returns: an event
-    joined, or a job ended and its slot is free."""
-
-    @functools.wraps(method)
-    async def wrapper(self, *args, **kwargs):
-        try:
-            return await method(self, *args, **kwargs)
-        finally:
-            _sign(self, WORK).set()
 
     return wrapper
