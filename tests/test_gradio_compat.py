@@ -3,6 +3,7 @@
 import asyncio
 import concurrent.futures
 import errno
+import json
 import logging
 import socket
 import threading
@@ -233,3 +234,54 @@ def test_the_folder_check_answers_as_gradios_own(tmp_path, monkeypatch):
             (path, folder)
     assert not gradio_fixes.is_in_or_equal(allowed / "link.txt", allowed)
     assert gradio_fixes.is_in_or_equal(allowed / "image.png", tmp_path / "linked-folder")
+
+
+def test_the_queue_waits_for_work_instead_of_polling(client, monkeypatch):
+    """Gradio's loop looks for an event to start every 1 ms (~1,000 wake-ups a second on the event loop); the
+    launched apps' wait for a sign, looking anyway every QUEUE_LOOK_S (counted per app: the suite runs several)."""
+    waits, wait_for_work = [], gradio_fixes._wait_for_work
+
+    async def counted(queue):
+        waits.append(id(queue))
+        await wait_for_work(queue)
+
+    monkeypatch.setattr(gradio_fixes, "_wait_for_work", counted)
+    time.sleep(1.0)
+    per_app = [waits.count(queue) for queue in set(waits)]
+    assert per_app and max(per_app) <= 1.5 / gradio_fixes.QUEUE_LOOK_S
+
+
+def queue_messages(app_url: str, api_name: str, data: list) -> list[str]:
+    """The kinds of message one queued call receives, read as the page reads them."""
+    import httpx
+
+    with httpx.Client(timeout=60) as http:
+        config = http.get(app_url + "config").json()
+        api = app_url + config["api_prefix"].strip("/") + "/"
+        event = next(event for event in config["dependencies"] if event.get("api_name") == api_name)
+        session = f"signs-{time.monotonic_ns()}"
+        http.post(api + "queue/join", json={"data": data, "fn_index": event["id"], "session_hash": session,
+                                            "event_data": None, "trigger_id": None}).raise_for_status()
+        kinds = []
+        with http.stream("GET", api + "queue/data", params={"session_hash": session}) as stream:
+            for line in stream.iter_lines():
+                if line.startswith("data:"):
+                    kinds.append(json.loads(line[5:])["msg"])
+                    if kinds[-1] == "process_completed":
+                        return kinds
+    return kinds
+
+
+def test_work_starts_on_its_sign_not_at_the_next_look(client, app_url, monkeypatch):
+    """With the loop's looks a minute apart, only the signs move the queue: a call starts when it joins, a call
+    waiting for the models' one slot starts when the job before it ends (and a running job's progress is sent)."""
+    monkeypatch.setattr(gradio_fixes, "QUEUE_LOOK_S", 60.0)
+    time.sleep(0.2)  # the loop's current look (0.05 s apart) ends; the next one is a minute away
+    started = time.monotonic()
+    request = ("a red fox", "", 1, False, 2, 0.0, "model default", 128, 128, False)
+    jobs = [client.submit(*request, api_name="/generate") for _ in range(2)]  # one slot: the second waits
+    seeds = [job.result(timeout=30)[1] for job in jobs]
+    kinds = queue_messages(app_url, "generate_page", ["a red fox", "", 1, False, 12, 0.0, "model default", 256,
+                                                      256, False, "both"])
+    assert seeds == [1, 1] and kinds[-1] == "process_completed" and "progress" in kinds
+    assert time.monotonic() - started < 30  # far less than one look

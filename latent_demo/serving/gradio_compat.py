@@ -4,12 +4,13 @@ Gradio does not promise to keep these: two functions of `processing_utils` (atom
 `is_in_or_equal` (the folder check, in `utils` and `processing_utils`), `Blocks.postprocess_data` (bare skips passed
 through), the components' `preprocess` (readable errors for bad uploads and values), the Blocks' cache bookkeeping
 (`temp_file_sets`, each block's `keep_in_cache`, `is_running`: our own clean-up thread), an example set's
-`load_input_event` (examples queued with the model jobs) and PIL's global pixel limit. A renamed one would make a patch
-silently do nothing, or, read with a default, make the clean-up delete files Gradio keeps. So every one of them is
-listed here, read through the accessors below (never `getattr(..., default)`), and checked at start-up: `check()`
-refuses to start with a message naming what changed. tests/test_gradio_compat.py greps the source and fails on an
-internal used outside this list. Nothing here runs at import or in `build_app`: only `launch` (ui/app.py) calls
-`apply()`.
+`load_input_event` (examples queued with the model jobs), the queue's loop (`Queue.start_processing`: Gradio's own,
+waiting for a sign instead of polling; `push` and `process_events` sign work) and PIL's global pixel limit. A renamed
+one would make a patch silently do nothing, or, read with a default, make the clean-up delete files Gradio keeps. So
+every one of them is listed here, read through the accessors below (never `getattr(..., default)`), and checked at
+start-up: `check()` refuses to start with a message naming what changed. tests/test_gradio_compat.py greps the
+source and fails on an internal used outside this list. Nothing here runs at
+import or in `build_app`: only `launch` (ui/app.py) calls `apply()`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import logging
 
 import gradio as gr
-from gradio import processing_utils, utils
+from gradio import processing_utils, queueing, utils
 from PIL import Image
 
 from latent_demo.config import Settings
@@ -34,6 +35,9 @@ PATCHES = [
     (gr.Blocks, "postprocess_data", gradio_fixes.passing_skips_through(gr.Blocks.postprocess_data)),
     (utils, "is_in_or_equal", gradio_fixes.is_in_or_equal),  # looked up in both modules, so replaced in both
     (processing_utils, "is_in_or_equal", gradio_fixes.is_in_or_equal),
+    (queueing.Queue, "start_processing", gradio_fixes.start_processing_when_there_is_work),  # waits, never polls
+    (queueing.Queue, "push", gradio_fixes.signalling_work(queueing.Queue.push)),  # signs of work to the loop
+    (queueing.Queue, "process_events", gradio_fixes.signalling_work(queueing.Queue.process_events)),
 ]
 # (owner, attribute): Gradio functions this app calls or wraps
 USED = [
@@ -42,10 +46,17 @@ USED = [
     (processing_utils, "get_pil_metadata"),
     (utils, "abspath"),  # by the folder check
     (gr.components.Component, "preprocess"),  # wrapped per component for readable errors
+    (queueing, "run_coro_in_background"),  # by the queue's loop (Gradio's own, waiting instead of polling)
+    (queueing, "set_task_name"),
+    (queueing.Queue, "get_events"),
+    (queueing.Queue, "broadcast_estimations"),
+    (queueing.Queue, "_cancel_asyncio_tasks"),
 ]
 BLOCKS_ATTRIBUTES = ["temp_file_sets", "is_running", "blocks"]  # of the app's Blocks (the cache clean-up)
 BLOCK_ATTRIBUTES = ["keep_in_cache"]  # of every block: files Gradio must keep (cached examples)
 EXAMPLES_ATTRIBUTES = ["load_input_event"]  # of a gr.Examples: the event that fills the inputs
+QUEUE_ATTRIBUTES = ["stopped", "active_jobs", "delete_lock", "event_queue_per_concurrency_id", "event_analytics",
+                    "_asyncio_tasks", "live_updates"]  # of the Blocks' `_queue`: read by the queue's loop
 VALUE_COMPONENTS = (gr.Number, gr.Slider, gr.Checkbox, gr.Textbox, gr.Dropdown, gr.Radio)
 
 
@@ -64,9 +75,12 @@ def check(version: str = gr.__version__, demo: gr.Blocks | None = None) -> None:
                if not callable(getattr(owner, attribute, None))]
     with gr.Blocks() as probe:  # a throwaway app: instance attributes exist only on instances
         examples = gr.Examples([["x"]], inputs=[gr.Textbox()])
-    missing += [f"Blocks().{name}" for name in BLOCKS_ATTRIBUTES if not hasattr(demo or probe, name)]
+    app = demo or probe
+    missing += [f"Blocks().{name}" for name in BLOCKS_ATTRIBUTES if not hasattr(app, name)]
     missing += [f"Examples().{name}" for name in EXAMPLES_ATTRIBUTES if not hasattr(examples, name)]
-    blocks = (demo or probe).blocks.values() if hasattr(demo or probe, "blocks") else []
+    queue = app._queue if hasattr(app, "_queue") else None  # the queue's loop reads these
+    missing += [f"Blocks()._queue.{name}" for name in QUEUE_ATTRIBUTES if not hasattr(queue, name)]
+    blocks = app.blocks.values() if hasattr(app, "blocks") else []
     missing += sorted({f"Block().{name}" for block in blocks for name in BLOCK_ATTRIBUTES if not hasattr(block, name)})
     if missing:
         raise GradioIncompatible(f"gradio {version} no longer has {', '.join(missing)}, which latent-demo patches "

@@ -23,6 +23,14 @@ a 25-step Generate shows about a hundred files (live pictures, the trajectory tw
 after the final image. The second path is always one of those configured folders: it is resolved once and
 remembered. The file's own path is still resolved at every check.
 
+Gradio's queue looks for an event to start by polling: every 1 ms, on the event loop, for as long as the server runs
+(`Queue.start_processing`). With its 10 ms look for progress to send, that is ~1,100 wake-ups a second, 6 % of a core
+on an idle 2-core EPYC, and during a job each one pre-empts one of the two threads torch runs the UNet on: the UNet
+ran 4.5 % slower inside the server for it (benchmarks/README.md, "Gradio's queue polls the event loop"). The loop
+here is Gradio's, waiting instead for a sign of work: an event joined the queue, or a job ended (which may let a
+waiting event start). A missed sign would cost at most QUEUE_LOOK_S. (Gradio's progress loop is kept: replaced by
+one waiting the same way, a browser test of Cancel failed in full suite runs.)
+
 `gr.skip()` is the update `{"__type__": "update"}` with no properties, and Gradio handles it like any property
 update: it rebuilds the component and regenerates its config and API schema (pydantic), on the event loop. A
 streamed step skips four of Generate's seven outputs, so 25 steps rebuilt 100 components (about 0.4 s of the event
@@ -31,16 +39,18 @@ loop per request, measured with py-spy). A bare skip changes nothing, so it is p
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import functools
 import io
 import os
 import tempfile
+import time
 import weakref
 import zlib
 from pathlib import Path
 
-from gradio import processing_utils, utils
+from gradio import processing_utils, queueing, utils
 from PIL import Image
 
 PNG_OPTIONS = {"compress_level": 1, "compress_type": zlib.Z_RLE}  # any level but 0 (stored) runs the same RLE
@@ -115,5 +125,81 @@ def passing_skips_through(postprocess_data):
         # Gradio wraps the value of a single output itself
         done = iter(await postprocess_data(self, rest, kept[0] if len(kept) == 1 else kept, state))
         return [dict(SKIP) if i in skipped else next(done) for i in range(len(predictions))]
+
+    return wrapper
+
+
+QUEUE_LOOK_S = 0.05  # with no sign of work, the queue's loop looks anyway this often (Gradio: every 0.001 s)
+# queue -> (the event loop serving it, its sign of work); a relaunched app keeps its queue but runs a new event loop
+_signs: weakref.WeakKeyDictionary[queueing.Queue, tuple[asyncio.AbstractEventLoop, asyncio.Event]] = \
+    weakref.WeakKeyDictionary()
+
+
+def _sign(queue: queueing.Queue) -> asyncio.Event:
+    loop = asyncio.get_running_loop()
+    known = _signs.get(queue)
+    if known is None or known[0] is not loop:
+        known = _signs[queue] = (loop, asyncio.Event())
+    return known[1]
+
+
+async def _wait_for_work(queue: queueing.Queue) -> None:
+    sign = _sign(queue)
+    try:
+        await asyncio.wait_for(sign.wait(), QUEUE_LOOK_S)
+    except TimeoutError:
+        pass
+    sign.clear()  # before the loop looks at the queue: a sign given after this wakes the next wait
+
+
+async def start_processing_when_there_is_work(self: queueing.Queue) -> None:
+    """Gradio 6.31's Queue.start_processing, its three 1-ms sleeps replaced by waiting for a sign of work."""
+    try:
+        while not self.stopped:
+            if len(self) == 0 or None not in self.active_jobs:
+                await _wait_for_work(self)
+                continue
+
+            # Using mutex to avoid editing a list in use
+            async with self.delete_lock:
+                event_batch = self.get_events()
+
+            if event_batch:
+                events, batch, concurrency_id = event_batch
+                self.active_jobs[self.active_jobs.index(None)] = events
+                event_queue = self.event_queue_per_concurrency_id[concurrency_id]
+                event_queue.current_concurrency += 1
+                start_time = time.time()
+                fn = events[0].fn
+                event_queue.start_times_per_fn[fn].add(start_time)
+                for event in events:
+                    if (a := self.event_analytics.get(event._id)) is not None:
+                        a["status"] = "processing"
+                process_event_task = queueing.run_coro_in_background(
+                    self.process_events, events, batch, start_time, fn
+                )
+                queueing.set_task_name(process_event_task, events[0].session_hash, fn._id, events[0]._id, batch)
+
+                self._asyncio_tasks.add(process_event_task)
+                process_event_task.add_done_callback(self._asyncio_tasks.discard)
+                if self.live_updates:
+                    self.broadcast_estimations(concurrency_id)
+            else:
+                await _wait_for_work(self)
+    finally:
+        self.stopped = True
+        self._cancel_asyncio_tasks()
+
+
+def signalling_work(method):
+    """A Queue coroutine (`push`, `process_events`) that signs work to the queue's loop when it returns: an event
+    joined, or a job ended and its slot is free."""
+
+    @functools.wraps(method)
+    async def wrapper(self, *args, **kwargs):
+        try:
+            return await method(self, *args, **kwargs)
+        finally:
+            _sign(self).set()
 
     return wrapper
