@@ -9,8 +9,8 @@ waiting for a sign instead of polling; `push` and `process_events` sign work) an
 one would make a patch silently do nothing, or, read with a default, make the clean-up delete files Gradio keeps. So
 every one of them is listed here, read through the accessors below (never `getattr(..., default)`), and checked at
 start-up: `check()` refuses to start with a message naming what changed. tests/test_gradio_compat.py greps the
-source and fails on an internal used outside this list. Nothing here runs at
-import or in `build_app`: only `launch` (ui/app.py) calls `apply()`.
+source and fails on an internal used outside this list. Nothing here runs at import or in `build_app`: only
+`launch` (ui/app.py) calls `apply()`.
 """
 
 from __future__ import annotations
