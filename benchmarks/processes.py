@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from benchmarks import components
+from benchmarks.engine_process import EngineProcess
 from benchmarks.harness import Row, seconds
 from benchmarks.page_wait import PageWait
 
@@ -312,7 +313,7 @@ def serving_overhead(quick: bool, reps: int, device: str, url: str | None = None
     rows = []
     running = contextlib.nullcontext() if url else RunningApp("offline", 300, "--device", device, "--max-image-side",
                                                               str(size))
-    with running as app:
+    with running as app, EngineProcess(size, device) as engine_process:
         script, page = Client(url or app.url, verbose=False), PageWait(url or app.url)
         for steps in (2,) if quick else (2, 25):
             args = ("a red fox", "", 1, False, steps, 0.0, "model default", size, size, False)
@@ -335,6 +336,8 @@ def serving_overhead(quick: bool, reps: int, device: str, url: str | None = None
                          "≤ 1.15", None if quick else total / engine <= 1.15),
                      Row("… as a gradio_client script waits (downloads every file of every update)",
                          f"{script_total:.2f} s", f"engine {engine:.2f} s", script_total / engine)]
+            rows.append(process_factor_row(engine_process, steps, reps,
+                                           lambda params=params: generate(models, params, settings)))
             if steps > 2:
                 step, trip = statistics.median(step_s), page_round_trip_seconds(page)
                 wait = first - step - trip
@@ -344,6 +347,16 @@ def serving_overhead(quick: bool, reps: int, device: str, url: str | None = None
                                 f"round trip {trip:.2f} s", target="≤ 0.10 s", ok=wait <= 0.10))
         rows += script_rows(script, models, settings, size, reps, quick, page)
     return rows
+
+
+def process_factor_row(engine_process: EngineProcess, steps: int, reps: int, engine) -> Row:
+    """The calibration beside the serving rows: the same engine in a second process, no server, against `engine`
+    in this process, alternating. What two processes differ by is in every served/engine ratio."""
+    times = alternate_timed({"there": lambda: (0, 0, engine_process.seconds(steps)),
+                             "here": lambda: (0, 0, seconds(engine))}, reps)
+    there, here = times["there"][2], times["here"][2]
+    return Row(f"… calibration: the same engine in a second process, no server ({steps} steps)", f"{there:.2f} s",
+               f"engine {here:.2f} s", there / here)
 
 
 def bench_turbo_script(quick: bool, reps: int) -> list[Row]:

@@ -13,7 +13,8 @@ def test_quick_benchmark_prints_every_figure(capsys):
                    "per-step preview", "generate vs StableDiffusionPipeline", "peak RSS", "page served",
                    "model loads in that process", "per-step x̂₀", "why-latents panel", "over-compression view",
                    "/generate end to end", "its first streamed output", "/encode end to end", "/img2img end to end",
-                   "serving overhead", "as a gradio_client script waits", "cold start: weights sd-turbo downloads"):
+                   "serving overhead", "as a gradio_client script waits",
+                   "calibration: the same engine in a second process", "cold start: weights sd-turbo downloads"):
         assert figure in table, figure
     assert "max 0," in table.split("image difference ours vs diffusers")[1]  # fp32: the same image as diffusers
     assert "| 1 |" in table.split("model loads in that process")[1]  # loaded once
