@@ -50,16 +50,23 @@ class EngineProcess:
         self.close()
 
 
-def main() -> None:
+def offline_engine(size: int, device: torch.device):
+    """The engine the serving rows compare with: the offline model in the app's default dtypes, no fast decoder,
+    images up to `size` px. Returns (models, settings)."""
     from latent_demo.config import Settings
     from latent_demo.models import load_offline_models
-    from latent_demo.params import GenerateParams
     from latent_demo.presets import choose_dtypes
+
+    models = load_offline_models(device, *choose_dtypes(device, "auto"))
+    return models, Settings(fast_decoder="none", offline=True, max_image_side=size)
+
+
+def main() -> None:
+    from latent_demo.params import GenerateParams
     from latent_demo.tasks import generate
 
-    size, device = int(sys.argv[1]), torch.device(sys.argv[2])
-    models = load_offline_models(device, *choose_dtypes(device, "auto"))
-    settings = Settings(fast_decoder="none", offline=True, max_image_side=size)
+    size = int(sys.argv[1])
+    models, settings = offline_engine(size, torch.device(sys.argv[2]))
     print("ready", flush=True)
     for line in sys.stdin:
         params = GenerateParams(prompt="a red fox", seed=1, num_inference_steps=int(line), width=size, height=size)

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from benchmarks import components
-from benchmarks.engine_process import EngineProcess
+from benchmarks.engine_process import EngineProcess, offline_engine
 from benchmarks.harness import Row, seconds
 from benchmarks.page_wait import PageWait
 
@@ -300,16 +300,11 @@ def serving_overhead(quick: bool, reps: int, device: str, url: str | None = None
     reps = reps if quick else max(reps, OVERHEAD_REPS)
     from gradio_client import Client
 
-    from latent_demo.config import Settings
-    from latent_demo.models import load_offline_models
     from latent_demo.params import GenerateParams
-    from latent_demo.presets import choose_dtypes
     from latent_demo.tasks import generate
 
     size = 128 if quick else 512
-    dtype, vae_dtype = choose_dtypes(torch.device(device), "auto")
-    models = load_offline_models(torch.device(device), dtype, vae_dtype)
-    settings = Settings(fast_decoder="none", offline=True, max_image_side=size)
+    models, settings = offline_engine(size, torch.device(device))  # the same engine as the calibration's process
     rows = []
     running = contextlib.nullcontext() if url else RunningApp("offline", 300, "--device", device, "--max-image-side",
                                                               str(size))
