@@ -3,7 +3,7 @@
 Starts `python app.py --model offline` from each checkout (e.g. `git worktree add /tmp/old <commit>` for OLD), then
 times `/generate` on each in turn, alternating, and prints the medians of (first output, final image shown, end to
 end, the UNet's own time inside the server). The servers idle while another works, so the comparison shares the
-machine's state (an idle server takes ~1 % of a core; before its queue stopped polling, 6 %). `--env` gives
+machine's state (an idle server takes ~3 % of a core; before its queue stopped polling, 6 %). `--env` gives
 each checkout's app its own variable (the same checkout may be named more than once; two identical apps measure the
 comparison's own noise):
 `python -m benchmarks.ab_served . . . --env LATENT_DEMO_PREVIEW_INTERVAL_MS=0 LATENT_DEMO_PREVIEW_INTERVAL_MS=100 ...`

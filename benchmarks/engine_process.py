@@ -3,8 +3,8 @@
 The serving rows compare a server process with the engine in the benchmark's process. Two processes running the
 same code need not run it at the same speed: measured on a 2-core EPYC, a second engine process (no server, no
 Gradio) took 1.02–1.11× the benchmark process's time at 2 steps and 1.00–1.03× at 25 steps, from one launch to the
-next (benchmarks/README.md, "The progress loop, and what two processes differ by"). `EngineProcess` measures that
-factor in the same run as the rows, so a ratio can be read against it.
+next (benchmarks/README.md, "The progress loop (reverted), and what two processes differ by"). `EngineProcess`
+measures that factor in the same run as the rows, so a ratio can be read against it.
 
 Run as `python -m benchmarks.engine_process SIZE DEVICE`: loads the offline model on DEVICE, prints "ready", then for
 each line of stdin (a step count) runs one Generate at SIZE px and prints its seconds.

@@ -6,7 +6,6 @@ import errno
 import json
 import logging
 import socket
-import sys
 import threading
 import time
 
@@ -250,25 +249,6 @@ def test_the_queue_waits_for_work_instead_of_polling(client, monkeypatch):
     time.sleep(1.0)
     per_app = [waits.count(queue) for queue in set(waits)]
     assert per_app and max(per_app) <= 1.5 / gradio_fixes.QUEUE_LOOK_S
-
-
-def test_the_progress_loop_looks_less_often(client, monkeypatch):
-    """Gradio's progress loop (`Queue.start_progress_updates`, kept as it is) looks for progress to send every 10 ms,
-    job or not: ~100 wake-ups a second; the launched apps' look every PROGRESS_LOOK_S (its sleeps counted per
-    app over a second)."""
-    looks, sleep = [], asyncio.sleep
-
-    def counted(delay, *args, **kwargs):
-        caller = sys._getframe(1)
-        if caller.f_code.co_name == "start_progress_updates":
-            looks.append(id(caller.f_locals["self"]))
-        return sleep(delay, *args, **kwargs)
-
-    monkeypatch.setattr(asyncio, "sleep", counted)
-    time.sleep(1.0)
-    monkeypatch.undo()
-    per_app = [looks.count(queue) for queue in set(looks)]
-    assert per_app and max(per_app) <= 1.5 / gradio_fixes.PROGRESS_LOOK_S
 
 
 def queue_messages(app_url: str, api_name: str, data: list) -> list[str]:

@@ -5,12 +5,12 @@ Gradio does not promise to keep these: two functions of `processing_utils` (atom
 through), the components' `preprocess` (readable errors for bad uploads and values), the Blocks' cache bookkeeping
 (`temp_file_sets`, each block's `keep_in_cache`, `is_running`: our own clean-up thread), an example set's
 `load_input_event` (examples queued with the model jobs), the queue's loop (`Queue.start_processing`: Gradio's own,
-waiting for a sign instead of polling; `push` and `process_events` sign work), how often its progress loop looks
-and PIL's global pixel limit. A renamed one would make a patch silently do nothing, or, read with a default, make the
-clean-up delete files Gradio keeps. So every one of them is listed here, read through the accessors below (never
-`getattr(..., default)`), and checked at start-up: `check()` refuses to start with a message naming what changed.
-tests/test_gradio_compat.py greps the source and fails on an internal used outside this list. Nothing here runs at
-import or in `build_app`: only `launch` (ui/app.py) calls `apply()`.
+waiting for a sign instead of polling; `push` and `process_events` sign work) and PIL's global pixel limit. A renamed
+one would make a patch silently do nothing, or, read with a default, make the clean-up delete files Gradio keeps. So
+every one of them is listed here, read through the accessors below (never `getattr(..., default)`), and checked at
+start-up: `check()` refuses to start with a message naming what changed. tests/test_gradio_compat.py greps the
+source and fails on an internal used outside this list. Nothing here runs at import or in `build_app`: only
+`launch` (ui/app.py) calls `apply()`.
 """
 
 from __future__ import annotations
@@ -52,13 +52,11 @@ USED = [
     (queueing.Queue, "broadcast_estimations"),
     (queueing.Queue, "_cancel_asyncio_tasks"),
 ]
-# of the app's Blocks: the cache clean-up reads the first three; launch sets how often `_queue` looks for progress
-BLOCKS_ATTRIBUTES = ["temp_file_sets", "is_running", "blocks", "_queue"]
+BLOCKS_ATTRIBUTES = ["temp_file_sets", "is_running", "blocks"]  # of the app's Blocks (the cache clean-up)
 BLOCK_ATTRIBUTES = ["keep_in_cache"]  # of every block: files Gradio must keep (cached examples)
 EXAMPLES_ATTRIBUTES = ["load_input_event"]  # of a gr.Examples: the event that fills the inputs
 QUEUE_ATTRIBUTES = ["stopped", "active_jobs", "delete_lock", "event_queue_per_concurrency_id", "event_analytics",
-                    "_asyncio_tasks", "live_updates",  # of the Blocks' `_queue`: read by the queue's loop
-                    "progress_update_sleep_when_free"]  # set at launch: how often its progress loop looks
+                    "_asyncio_tasks", "live_updates"]  # of the Blocks' `_queue`: read by the queue's loop
 VALUE_COMPONENTS = (gr.Number, gr.Slider, gr.Checkbox, gr.Textbox, gr.Dropdown, gr.Radio)
 
 
@@ -118,7 +116,6 @@ def apply(demo: gr.Blocks, settings: Settings) -> None:
     check(demo=demo)
     for owner, attribute, replacement in PATCHES:
         setattr(owner, attribute, replacement)
-    demo._queue.progress_update_sleep_when_free = gradio_fixes.PROGRESS_LOOK_S
     # PIL refuses images over twice this: Gradio's own decoding (the inpainting editor) then refuses what we do.
     Image.MAX_IMAGE_PIXELS = settings.max_image_pixels // 2
     for block in blocks_of(demo):

@@ -28,10 +28,8 @@ Gradio's queue looks for an event to start by polling: every 1 ms, on the event 
 on an idle 2-core EPYC, and during a job each one pre-empts one of the two threads torch runs the UNet on: the UNet
 ran 4.5 % slower inside the server for it (benchmarks/README.md, "Gradio's queue polls the event loop"). The loop
 here is Gradio's, waiting instead for a sign of work: an event joined the queue, or a job ended (which may let a
-waiting event start). A missed sign would cost at most QUEUE_LOOK_S. Gradio's progress loop is kept as it is (a
-replacement waiting the same way made a browser test of Cancel fail in full suite runs) but looks every
-PROGRESS_LOOK_S instead of every 10 ms (an idle server: 2.6 % → 1.0 % of a core): a step's progress reaches the
-page up to 50 ms later.
+waiting event start). A missed sign would cost at most QUEUE_LOOK_S. (Gradio's progress loop is kept: replaced by
+one waiting the same way, a browser test of Cancel failed in full suite runs.)
 
 `gr.skip()` is the update `{"__type__": "update"}` with no properties, and Gradio handles it like any property
 update: it rebuilds the component and regenerates its config and API schema (pydantic), on the event loop. A
@@ -132,7 +130,6 @@ def passing_skips_through(postprocess_data):
 
 
 QUEUE_LOOK_S = 0.05  # with no sign of work, the queue's loop looks anyway this often (Gradio: every 0.001 s)
-PROGRESS_LOOK_S = 0.05  # the queue's progress loop looks for progress to send this often (Gradio: every 0.01 s)
 # queue -> (the event loop serving it, its sign of work); a relaunched app keeps its queue but runs a new event loop
 _signs: weakref.WeakKeyDictionary[queueing.Queue, tuple[asyncio.AbstractEventLoop, asyncio.Event]] = \
     weakref.WeakKeyDictionary()
