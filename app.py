@@ -14,7 +14,9 @@ import sys  # noqa: E402
 from latent_demo.config import Settings, build_arg_parser  # noqa: E402  (no torch, no Gradio)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, **launch_extra):
+    """Serve the app. Returns (models, settings) only once Gradio's launch returns, which it does not unless
+    `launch_extra` asks it not to block (prevent_thread_lock=True: a benchmark times the engine in this process)."""
     try:
         settings = Settings.from_sources(sys.argv[1:] if argv is None else argv)
     except ValueError as err:
@@ -32,7 +34,8 @@ def main(argv: list[str] | None = None) -> None:
         logging.getLogger("latent_demo").error("%s", err)
         sys.exit(1)
     demo = build_app(models, settings)
-    launch(demo, settings)
+    launch(demo, settings, **launch_extra)
+    return models, settings
 
 
 if __name__ == "__main__":

@@ -17,9 +17,9 @@ from pathlib import Path
 import torch
 
 from benchmarks import components
-from benchmarks.engine_process import EngineProcess, offline_engine
 from benchmarks.harness import Row, seconds
 from benchmarks.page_wait import PageWait
+from benchmarks.served_engine import ENGINE_ANSWER, generate_params, offline_engine
 
 ROOT = Path(__file__).resolve().parents[1]
 GB = 1024**3
@@ -178,19 +178,26 @@ def bench_cold_start(quick: bool, timeout_s: float = 900) -> list[Row]:
 
 
 class RunningApp:
-    """`python app.py --model MODEL` on a free port, as a context manager; .url once the page is served."""
+    """`python app.py --model MODEL` on a free port, as a context manager; .url once the page is served. With
+    `engine=True` the same app served by `benchmarks.served_engine`, whose process also times the engine on request
+    (.engine_seconds)."""
 
-    def __init__(self, model: str, timeout_s: float = 900, *flags: str, env: dict | None = None):
+    def __init__(self, model: str, timeout_s: float = 900, *flags: str, env: dict | None = None,
+                 engine: bool = False):
         self.model, self.timeout_s, self.flags, self.env = model, timeout_s, flags, {**ENV, **(env or {})}
+        self.engine = engine
         self.url = ""
 
     def __enter__(self) -> RunningApp:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}/"
         self.log = tempfile.TemporaryFile(mode="w+")
-        self.app = subprocess.Popen([sys.executable, "app.py", "--model", self.model, "--fast-decoder", "none",
+        entry = ["-m", "benchmarks.served_engine"] if self.engine else ["app.py"]
+        channel = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": self.log, "text": True} \
+            if self.engine else {"stdout": self.log, "stderr": subprocess.STDOUT}
+        self.app = subprocess.Popen([sys.executable, *entry, "--model", self.model, "--fast-decoder", "none",
                                      "--api-lists-page-events", "--port", str(port), *self.flags], cwd=ROOT,
-                                    env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+                                    env=self.env, start_new_session=True, **channel)
         try:
             wait_until_served(self.url, self.app, self.timeout_s)
         except BaseException:
@@ -198,9 +205,21 @@ class RunningApp:
             raise
         return self
 
+    def engine_seconds(self, steps: int, guidance: float, size: int) -> float:
+        """One Generate ("a red fox", seed 1) run by the engine in the app's process, between requests."""
+        self.app.stdin.write(f"{steps} {guidance} {size}\n")
+        self.app.stdin.flush()
+        for line in self.app.stdout:  # Gradio prints its own lines there too
+            if line.startswith(ENGINE_ANSWER):
+                return float(line.removeprefix(ENGINE_ANSWER))
+        raise RuntimeError(f"the app's process ended (exit code {self.app.wait(timeout=30)})")
+
     def __exit__(self, *exc) -> None:
         self.app.terminate()
         self.app.wait(timeout=30)
+        for pipe in (self.app.stdin, self.app.stdout):
+            if pipe is not None:
+                pipe.close()
         self.log.close()
 
 
@@ -252,7 +271,7 @@ def bench_served_path(quick: bool, reps: int, device: str = "cpu") -> list[Row]:
     photo = str(ROOT / "assets" / "astronaut.png")
     rows = []
     started = time.perf_counter()
-    with RunningApp(model, 900, "--device", device, "--max-image-side", str(size)) as app:
+    with RunningApp(model, 900, "--device", device, "--max-image-side", str(size), engine=quick) as app:
         if quick:  # the app-process rows on this app (the full run starts an SD 1.5-size app for them)
             rows += app_process_rows(app, time.perf_counter() - started, 64, None)
         client, page = Client(app.url, verbose=False), PageWait(app.url)
@@ -286,33 +305,34 @@ def bench_served_path(quick: bool, reps: int, device: str = "cpu") -> list[Row]:
         rows.append(Row(f"/img2img end to end ({size}px, strength 0.5 of 4 steps)", f"{served_s:.2f} s",
                         f"diffusers img2img {raw_s:.2f} s", served_s / raw_s))
         if quick:  # that app already serves the offline model at the overhead row's size
-            return rows + serving_overhead(quick, reps, device, app.url)
+            return rows + serving_overhead(quick, reps, device, app)
     return rows + serving_overhead(quick, reps, device)
 
 
 OVERHEAD_REPS = 9  # at least: ~0.6 s calls on a host whose speed drifts ±15 % between runs; medians of 3 misled
 
 
-def serving_overhead(quick: bool, reps: int, device: str, url: str | None = None) -> list[Row]:
-    """The offline model at 512 px computes little: what the server adds shows on any machine. `url`: an app already
-    serving the offline model at that size. Timed as a page waits (files fetched once each), and as a gradio_client
-    script waits (every file of every update downloaded again)."""
+def serving_overhead(quick: bool, reps: int, device: str, app: RunningApp | None = None) -> list[Row]:
+    """The offline model at 512 px computes little: what the server adds shows on any machine. Timed as a page waits
+    (files fetched once each), and as a gradio_client script waits (every file of every update downloaded again),
+    against the engine in the server's own process, between requests (benchmarks/served_engine.py says why), and
+    beside it the engine in this process: what two processes differ by. `app`: one already serving the offline model
+    at that size, with engine=True."""
     reps = reps if quick else max(reps, OVERHEAD_REPS)
     from gradio_client import Client
 
-    from latent_demo.params import GenerateParams
     from latent_demo.tasks import generate
 
     size = 128 if quick else 512
-    models, settings = offline_engine(size, torch.device(device))  # the same engine as the calibration's process
+    models, settings = offline_engine(size, torch.device(device))
     rows = []
-    running = contextlib.nullcontext() if url else RunningApp("offline", 300, "--device", device, "--max-image-side",
-                                                              str(size))
-    with running as app, EngineProcess(size, device) as engine_process:
-        script, page = Client(url or app.url, verbose=False), PageWait(url or app.url)
+    running = contextlib.nullcontext(app) if app else RunningApp("offline", 300, "--device", device,
+                                                                 "--max-image-side", str(size), engine=True)
+    with running as app:
+        script, page = Client(app.url, verbose=False), PageWait(app.url)
         for steps in (2,) if quick else (2, 25):
             args = ("a red fox", "", 1, False, steps, 0.0, "model default", size, size, False)
-            params = GenerateParams(prompt="a red fox", seed=1, num_inference_steps=steps, width=size, height=size)
+            params = generate_params(steps, 0.0, size)
             step_s = []
 
             def served(args=args, step_s=step_s):
@@ -323,16 +343,19 @@ def serving_overhead(quick: bool, reps: int, device: str, url: str | None = None
             times = alternate_timed({
                 "served": served,
                 "script": lambda args=args: timed_stream(script.submit(*args, api_name="/generate_page")),
-                "engine": lambda params=params: (0, 0, seconds(lambda: generate(models, params, settings)))}, reps)
+                "engine": lambda steps=steps: (0, 0, app.engine_seconds(steps, 0.0, size)),
+                "engine here": lambda params=params: (0, 0, seconds(lambda: generate(models, params, settings)))},
+                reps)
             first, image, total = times["served"]
-            engine, script_total = times["engine"][2], times["script"][2]
+            engine, here, script_total = times["engine"][2], times["engine here"][2], times["script"][2]
             rows += [Row(f"serving overhead: /generate vs tasks.generate (offline model, {size}px, {steps} steps)",
                          f"{total:.2f} s (final image {image:.2f} s)", f"engine {engine:.2f} s", total / engine,
                          "≤ 1.15", None if quick else total / engine <= 1.15),
                      Row("… as a gradio_client script waits (downloads every file of every update)",
-                         f"{script_total:.2f} s", f"engine {engine:.2f} s", script_total / engine)]
-            rows.append(process_factor_row(engine_process, steps, reps,
-                                           lambda params=params: generate(models, params, settings)))
+                         f"{script_total:.2f} s", f"engine {engine:.2f} s", script_total / engine),
+                     Row(f"… what two processes differ by: the engine in the server's process against this "
+                         f"process's ({steps} steps)", f"{engine:.2f} s", f"engine here {here:.2f} s",
+                         engine / here)]
             if steps > 2:
                 step, trip = statistics.median(step_s), page_round_trip_seconds(page)
                 wait = first - step - trip
@@ -340,18 +363,8 @@ def serving_overhead(quick: bool, reps: int, device: str, url: str | None = None
                                 "round trip",
                                 f"{wait:.2f} s", f"first output {first:.2f} s, UNet step {step:.2f} s, a request's "
                                 f"round trip {trip:.2f} s", target="≤ 0.10 s", ok=wait <= 0.10))
-        rows += script_rows(script, models, settings, size, reps, quick, page)
+        rows += script_rows(script, app, size, reps, quick, page)
     return rows
-
-
-def process_factor_row(engine_process: EngineProcess, steps: int, reps: int, engine) -> Row:
-    """The calibration beside the serving rows: the same engine in a second process, no server, against `engine`
-    in this process, alternating. What two processes differ by is in every served/engine ratio."""
-    times = alternate_timed({"there": lambda: (0, 0, engine_process.seconds(steps)),
-                             "here": lambda: (0, 0, seconds(engine))}, reps)
-    there, here = times["there"][2], times["here"][2]
-    return Row(f"… calibration: the same engine in a second process, no server ({steps} steps)", f"{there:.2f} s",
-               f"engine {here:.2f} s", there / here)
 
 
 def bench_turbo_script(quick: bool, reps: int) -> list[Row]:
@@ -379,23 +392,19 @@ def bench_turbo_script(quick: bool, reps: int) -> list[Row]:
                 script_s / raw_s, "≤ 1.05", None if quick else script_s / raw_s <= 1.05)]
 
 
-def script_rows(script, models, settings, size: int, reps: int, quick: bool, page: PageWait) -> list[Row]:
+def script_rows(script, app: RunningApp, size: int, reps: int, quick: bool, page: PageWait) -> list[Row]:
     """The form for scripts (/generate: one answer, the extras only when asked for) as gradio_client waits with its
-    defaults, against tasks.generate in this process, alternating; beside it, the same request over kept-alive
+    defaults, against the engine in the server's process, alternating; beside it, the same request over kept-alive
     connections with no polling (`page`: the server's own part), and gradio_client's cost for a request that
     computes nothing (its fixed part: new HTTP clients that load the CA bundle, a reader polling every 50 ms)."""
-    from latent_demo.params import GenerateParams
-    from latent_demo.tasks import generate
-
     rows, engine_seconds = [], []
     for steps, guidance in ((2, 0.0),) if quick else ((2, 0.0), (25, 7.5)):
         args = ("a red fox", "", 1, False, steps, guidance, "model default", size, size, False)
-        params = GenerateParams(prompt="a red fox", seed=1, num_inference_steps=steps, guidance_scale=guidance,
-                                width=size, height=size)
         times = alternate_timed({
             "script": lambda args=args: (0, 0, seconds(lambda: script.predict(*args, api_name="/generate"))),
             "kept-alive": lambda args=args: (0, 0, page.call("/generate", *args, image_index=0).total),
-            "engine": lambda params=params: (0, 0, seconds(lambda: generate(models, params, settings)))}, reps)
+            "engine": lambda steps=steps, guidance=guidance: (0, 0, app.engine_seconds(steps, guidance, size))},
+            reps)
         script_s, kept_alive_s, engine_s = times["script"][2], times["kept-alive"][2], times["engine"][2]
         engine_seconds.append(engine_s)
         rows += [Row(f"/generate for scripts, gradio_client defaults (offline model, {size}px, {steps} steps, "

@@ -1,6 +1,7 @@
 """The benchmark command's --quick mode (tiny model) runs end to end and prints every figure: a smoke test. It runs
 in this process, where torch, diffusers and Gradio are imported already (~10 s less than `python -m
-benchmarks.run --quick`); its app section starts `python app.py` as the full run does."""
+benchmarks.run --quick`); its app section starts the app as `python app.py` serves it, as the full run
+does."""
 
 from benchmarks import run
 
@@ -14,7 +15,8 @@ def test_quick_benchmark_prints_every_figure(capsys):
                    "model loads in that process", "per-step x̂₀", "why-latents panel", "over-compression view",
                    "/generate end to end", "its first streamed output", "/encode end to end", "/img2img end to end",
                    "serving overhead", "as a gradio_client script waits",
-                   "calibration: the same engine in a second process", "cold start: weights sd-turbo downloads"):
+                   "what two processes differ by: the engine in the server's process",
+                   "cold start: weights sd-turbo downloads"):
         assert figure in table, figure
     assert "max 0," in table.split("image difference ours vs diffusers")[1]  # fp32: the same image as diffusers
     assert "| 1 |" in table.split("model loads in that process")[1]  # loaded once
