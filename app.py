@@ -14,7 +14,7 @@ import sys  # noqa: E402
 from latent_demo.config import Settings, build_arg_parser  # noqa: E402  (no torch, no Gradio)
 
 
-def main(argv: list[str] | None = None, **launch_extra):
+def main(argv: list[str] | None = None, **launch_extra) -> tuple:
     """Serve the app. Returns (models, settings) only once Gradio's launch returns, which it does not unless
     `launch_extra` asks it not to block (prevent_thread_lock=True: a benchmark times the engine in this process)."""
     try:
