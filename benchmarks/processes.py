@@ -209,7 +209,7 @@ class RunningApp:
         """One Generate ("a red fox", seed 1) run by the engine in the app's process, between requests."""
         self.app.stdin.write(f"{steps} {guidance} {size}\n")
         self.app.stdin.flush()
-        for line in self.app.stdout:  # Gradio prints its own lines there too
+        for line in self.app.stdout:
             if line.startswith(ENGINE_ANSWER):
                 return float(line.removeprefix(ENGINE_ANSWER))
         raise RuntimeError(f"the app's process ended (exit code {self.app.wait(timeout=30)})")

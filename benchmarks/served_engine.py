@@ -22,7 +22,7 @@ import torch
 
 from benchmarks.harness import seconds
 
-ENGINE_ANSWER = "engine "  # the child's answers on stdout start with this (Gradio prints there too)
+ENGINE_ANSWER = "engine "  # the child's answers on stdout start with this (anything else there is skipped)
 
 
 def offline_engine(size: int, device: torch.device):
@@ -60,12 +60,13 @@ def main() -> None:
     import app
     from latent_demo.tasks import generate
 
+    answers, sys.stdout = sys.stdout, sys.stderr  # Gradio's prints go to the app's log: stdout is read only on request
     models, settings = app.main(sys.argv[1:], prevent_thread_lock=True)
     for line in sys.stdin:
         steps, guidance, size = line.split()
         params = generate_params(int(steps), float(guidance), int(size))
         print(ENGINE_ANSWER, in_a_new_thread(lambda params=params: generate(models, params, settings)), sep="",
-              flush=True)
+              file=answers, flush=True)
 
 
 if __name__ == "__main__":

@@ -17,13 +17,10 @@ import torch
 
 from benchmarks import processes
 from benchmarks.page_wait import PageWait
+from benchmarks.served_engine import generate_params, offline_engine
 
 
 def main(argv: list[str] | None = None) -> None:
-    from latent_demo.config import Settings
-    from latent_demo.models import load_offline_models
-    from latent_demo.params import GenerateParams
-    from latent_demo.presets import choose_dtypes
     from latent_demo.tasks import generate
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -33,11 +30,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("app_flags", nargs="*", help="after --: more flags for app.py")
     args = parser.parse_args(argv)
-    device = torch.device(args.device)
-    models = load_offline_models(device, *choose_dtypes(device, "auto"))
-    settings = Settings(fast_decoder="none", offline=True, max_image_side=args.size)
-    params = GenerateParams(prompt="a red fox", seed=1, num_inference_steps=args.steps, width=args.size,
-                            height=args.size)
+    models, settings = offline_engine(args.size, torch.device(args.device))
+    params = generate_params(args.steps, 0.0, args.size)
     request = ("a red fox", "", 1, False, args.steps, 0.0, "model default", args.size, args.size, False)
     served, engine = [], []
     with processes.RunningApp("offline", 300, "--device", args.device, "--max-image-side", str(args.size),
