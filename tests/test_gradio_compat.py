@@ -14,6 +14,7 @@ import pytest
 from gradio import processing_utils
 from gradio.state_holder import SessionState
 from gradio_client import handle_file
+from PIL import Image
 
 from latent_demo import hub
 from latent_demo.config import Settings
@@ -234,6 +235,26 @@ def test_the_folder_check_answers_as_gradios_own(tmp_path, monkeypatch):
             (path, folder)
     assert not gradio_fixes.is_in_or_equal(allowed / "link.txt", allowed)
     assert gradio_fixes.is_in_or_equal(allowed / "image.png", tmp_path / "linked-folder")
+
+
+def test_the_folder_check_takes_the_path_of_an_image_it_wrote_as_resolved(tmp_path, monkeypatch):
+    """An image the cache writer wrote is checked without resolving its path again (it was resolved when written),
+    with the same answers as Gradio's check; other paths are still resolved."""
+    cache, elsewhere = tmp_path / "cache", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "linked-cache").symlink_to(cache, target_is_directory=True)
+    written = gradio_fixes.save_pil_to_cache_atomically(Image.new("RGB", (8, 8), "red"), str(cache), format="png")
+    folders = (cache, elsewhere, tmp_path / "linked-cache", tmp_path)
+    gradios = [gradio_fixes.GRADIO_IS_IN_OR_EQUAL(written, folder) for folder in folders]
+    resolved = []  # the paths made absolute (then resolved) from here on
+    original_abspath = gradio_fixes.utils.abspath
+    monkeypatch.setattr(gradio_fixes.utils, "abspath", lambda path: resolved.append(str(path)) or
+                        original_abspath(path))
+    assert [gradio_fixes.is_in_or_equal(written, folder) for folder in folders] == gradios == [True, False, True, True]
+    assert written not in resolved
+    other = cache / "other.png"
+    other.write_bytes(b"x")
+    assert gradio_fixes.is_in_or_equal(other, cache) and str(other) in resolved
 
 
 def test_the_queue_waits_for_work_instead_of_polling(client, monkeypatch):

@@ -21,7 +21,9 @@ blocked, allowed and upload folders, the working folder, the cache), about ten c
 paths through the file system (`Path.resolve`, a `stat` per path component), on the event loop: 0.4 ms a file, and
 a 25-step Generate shows about a hundred files (live pictures, the trajectory twice), ~37 ms a request, most of it
 after the final image. The second path is always one of those configured folders: it is resolved once and
-remembered. The file's own path is still resolved at every check.
+remembered. The file's own path is resolved at every check unless it is an image written here (the newest
+WRITTEN_REMEMBERED): those paths were resolved when written, under the cache folder, whose folders only Gradio and
+this module make.
 
 Gradio's queue looks for an event to start by polling: every 1 ms, on the event loop, for as long as the server runs
 (`Queue.start_processing`). With its 10 ms look for progress to send, that is ~1,100 wake-ups a second, 6 % of a core
@@ -45,6 +47,7 @@ import functools
 import io
 import os
 import tempfile
+import threading
 import time
 import weakref
 import zlib
@@ -69,6 +72,7 @@ def save_pil_to_cache_atomically(img: Image.Image, cache_dir: str, name: str = "
     with os.fdopen(handle, "wb") as file:
         file.write(data)
     os.replace(temporary, target)
+    _remember_written(str(target))
     key = id(img)
     _cached[key] = (weakref.ref(img, lambda _, key=key: _cached.pop(key, None)), how, str(target))
     return str(target)
@@ -90,12 +94,28 @@ GRADIO_IS_IN_OR_EQUAL = utils.is_in_or_equal  # the check replaced at launch (it
 
 def is_in_or_equal(path_1: str | Path, path_2: str | Path) -> bool:
     """Gradio's check (is `path_1` `path_2` or inside it, both with links resolved), with `path_2`, a configured
-    folder, resolved once."""
+    folder, resolved once, and `path_1` not resolved again when it is a file this module wrote (its path was
+    resolved when it was written)."""
+    text = str(path_1)
+    resolved = Path(text) if text in _written else utils.abspath(path_1).resolve()
     try:
-        utils.abspath(path_1).resolve().relative_to(_resolved_folder(str(path_2)))
+        resolved.relative_to(_resolved_folder(str(path_2)))
         return True
     except ValueError:
         return False
+
+
+WRITTEN_REMEMBERED = 4096  # the newest files written, by their resolved paths (a 25-step Generate writes ~35)
+_written: dict[str, None] = {}  # insertion-ordered: the oldest is forgotten first
+_written_lock = threading.Lock()  # written from Gradio's worker threads and the event loop
+
+
+def _remember_written(resolved_path: str) -> None:
+    with _written_lock:
+        _written.pop(resolved_path, None)
+        _written[resolved_path] = None
+        while len(_written) > WRITTEN_REMEMBERED:
+            del _written[next(iter(_written))]
 
 
 
