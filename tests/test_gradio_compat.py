@@ -244,13 +244,14 @@ def test_the_folder_check_takes_the_path_of_an_image_it_wrote_as_resolved(tmp_pa
     elsewhere.mkdir()
     (tmp_path / "linked-cache").symlink_to(cache, target_is_directory=True)
     written = gradio_fixes.save_pil_to_cache_atomically(Image.new("RGB", (8, 8), "red"), str(cache), format="png")
-    folders = (cache, elsewhere, tmp_path / "linked-cache", tmp_path)
+    folders = (cache, elsewhere, tmp_path / "linked-cache", tmp_path, str(cache)[:-1])  # the last: a prefix, no folder
     gradios = [gradio_fixes.GRADIO_IS_IN_OR_EQUAL(written, folder) for folder in folders]
     resolved = []  # the paths made absolute (then resolved) from here on
     original_abspath = gradio_fixes.utils.abspath
     monkeypatch.setattr(gradio_fixes.utils, "abspath", lambda path: resolved.append(str(path)) or
                         original_abspath(path))
-    assert [gradio_fixes.is_in_or_equal(written, folder) for folder in folders] == gradios == [True, False, True, True]
+    answers = [gradio_fixes.is_in_or_equal(written, folder) for folder in folders]
+    assert answers == gradios == [True, False, True, True, False]
     assert written not in resolved
     other = cache / "other.png"
     other.write_bytes(b"x")

@@ -96,10 +96,12 @@ def is_in_or_equal(path_1: str | Path, path_2: str | Path) -> bool:
     """Gradio's check (is `path_1` `path_2` or inside it, both with links resolved), with `path_2`, a configured
     folder, resolved once, and `path_1` not resolved again when it is a file this module wrote (its path was
     resolved when it was written)."""
-    text = str(path_1)
-    resolved = Path(text) if text in _written else utils.abspath(path_1).resolve()
+    text, folder = str(path_1), _resolved_folder(str(path_2))
+    if text in _written:  # both resolved: a comparison of strings
+        folder_text = str(folder)
+        return text == folder_text or text.startswith(folder_text.rstrip(os.sep) + os.sep)
     try:
-        resolved.relative_to(_resolved_folder(str(path_2)))
+        utils.abspath(path_1).resolve().relative_to(folder)
         return True
     except ValueError:
         return False
