@@ -120,7 +120,6 @@ def _remember_written(resolved_path: str) -> None:
             del _written[next(iter(_written))]
 
 
-
 @functools.lru_cache(maxsize=64)
 def _resolved_folder(path: str) -> Path:
     return utils.abspath(path).resolve()
