@@ -16,7 +16,8 @@ def test_quick_benchmark_prints_every_figure(capsys):
                    "/generate end to end", "its first streamed output", "/encode end to end", "/img2img end to end",
                    "serving overhead", "as a gradio_client script waits",
                    "what two processes differ by: the engine in the server's process",
-                   "with Client(url, ssl_verify=False)", "cold start: weights sd-turbo downloads"):
+                   "with Client(url, ssl_verify=False)", "the least a gradio_client script can wait",
+                   "cold start: weights sd-turbo downloads"):
         assert figure in table, figure
     assert "max 0," in table.split("image difference ours vs diffusers")[1]  # fp32: the same image as diffusers
     assert "| 1 |" in table.split("model loads in that process")[1]  # loaded once
