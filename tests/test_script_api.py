@@ -29,8 +29,9 @@ def lean_generate(client, **extras):
 
 
 def test_generate_answers_once_with_the_pages_image_its_seed_and_the_facts(configured_client):
-    job = configured_client.submit("a fox", "", 9, False, 3, 0.0, DEFAULT, SIDE, SIDE, False, api_name="/generate")
-    image, seed, facts, trajectory, latents = job.result()
+    job = configured_client.submit("a fox", "", 9, False, 3, 0.0, DEFAULT, SIDE, SIDE, False, api_name="/generate",
+                                   return_noise=True)
+    image, seed, facts, trajectory, latents, noise = job.result()
     assert len(job.outputs()) == 1  # nothing streamed before the answer
     assert seed == 9 and trajectory is None and latents is None  # the extras only when asked for
     assert facts["steps"] == 3 and len(facts["timesteps"]) == 3 and facts["width"] == SIDE
@@ -39,12 +40,16 @@ def test_generate_answers_once_with_the_pages_image_its_seed_and_the_facts(confi
     page = configured_client.predict("a fox", "", 9, False, 3, 0.0, DEFAULT, SIDE, SIDE, False,
                                      api_name="/generate_page")
     assert np.array_equal(pixels(image), pixels(page[3]))  # the same image the page shows
+    assert len(noise) == 4 and pixels(noise[0]["image"]).shape[:2] == pixels(page[1][0]["image"]).shape[:2]
+    assert all(np.array_equal(pixels(ours["image"]), pixels(shown["image"])) for ours, shown in zip(noise, page[1],
+                                                                                                     strict=True))
 
 
 def test_generate_sends_the_trajectory_and_the_latents_when_asked(configured_client):
-    image, seed, facts, trajectory, latents = lean_generate(configured_client, return_trajectory=True,
-                                                            return_latents=True)
-    assert Image.open(trajectory).n_frames == 4  # 3 steps and the image
+    """(The starting noise's channel pictures, asked for above, come with the page's in the test before.)"""
+    image, seed, facts, trajectory, latents, noise = lean_generate(configured_client, return_trajectory=True,
+                                                                   return_latents=True)
+    assert not noise and Image.open(trajectory).n_frames == 4  # 3 steps and the image (no noise: not asked)
     with safe_open(latents, "pt") as file:
         assert file.get_tensor("latents").shape == (1, 4, SIDE // 8, SIDE // 8)
         assert json.loads(file.metadata()["settings"])["seed"] == 9

@@ -166,9 +166,9 @@ def every_endpoint(client, log) -> None:
     filled = zclient.predict(handle_file(a1111_png(log.parent)), api_name="/png_info")
     assert filled[0] == "a lighthouse"
     # the forms for scripts: the same jobs, one answer
-    image, seed, facts, gif, latents = zclient.predict("a fox", "", 5, False, 2, 0.0, DEFAULT, 128, 128, False, True,
-                                                       True, api_name="/generate")
-    assert seed == 5 and Image.open(gif).n_frames == 3 and latents.endswith(".safetensors")
+    image, seed, facts, gif, latents, noise = zclient.predict("a fox", "", 5, False, 2, 0.0, DEFAULT, 128, 128, False,
+                                                              True, True, True, api_name="/generate")
+    assert seed == 5 and Image.open(gif).n_frames == 3 and latents.endswith(".safetensors") and len(noise) == 4
     assert calls(log)[-1]["args"][:2] == ["generate", "GenerateParams"]
     reconstruction, latents, facts, channels = zclient.predict(handle_file(asset("chelsea.png")), api_name="/encode")
     image, seed, facts, _ = zclient.predict(source="the latents from the Encode tab", image=None, api_name="/img2img")

@@ -4,7 +4,8 @@ The page's events stream every step (live pictures, noise channels, the trajecto
 for a 25-step generation, and gradio_client downloads every file of every update, each over a new connection. A
 script wants the image, its seed and its timings, so these forms run the same model jobs without streaming and
 return the image (a PNG carrying its settings), the seed and the facts as JSON; the heavy extras (the trajectory
-as one GIF, the latents as .safetensors, Encode's channel pictures) come only when asked for. The page's own events
+as one GIF, the latents as .safetensors, Generate's starting noise and Encode's latents as channel pictures) come
+only when asked for. The page's own events
 keep streaming under the names `/generate_page`, `/img2img_page`, `/inpaint_page` and `/encode_page`, callable but
 off the API page (`--api-lists-page-events` lists them: gradio_client fills in defaults only for listed endpoints,
 and the tests call them so). The forms' components are hidden: they exist to give the API its parameters, defaults
@@ -32,11 +33,11 @@ from latent_demo.ui import controls
 from latent_demo.ui.common import TabContext, bound, image_upload, load_upload, named_outputs, user_errors
 from latent_demo.ui.pictures import DEFAULT_VIEW
 from latent_demo.ui.state import EncodedImage
-from latent_demo.ui.tabs.generate import trajectory_and_gif
+from latent_demo.ui.tabs.generate import noise_pictures, trajectory_and_gif
 from latent_demo.ui.tabs.img2img import FROM_ENCODE, FROM_UPLOAD, starting_point
 from latent_demo.ui.tabs.inpaint import MAX_FEATHER
 
-GenerateOutputs = named_outputs("GenerateOutputs", "image seed facts trajectory latents")
+GenerateOutputs = named_outputs("GenerateOutputs", "image seed facts trajectory latents noise")
 Img2ImgOutputs = named_outputs("Img2ImgOutputs", "image seed facts latents encoded")
 InpaintOutputs = named_outputs("InpaintOutputs", "image seed facts")
 EncodeOutputs = named_outputs("EncodeOutputs", "reconstruction latents facts channels encoded")
@@ -67,9 +68,10 @@ def sampling_facts(ctx: TabContext, params: SamplingParams, result: TaskResult) 
 
 @user_errors
 def generate(ctx: TabContext, prompt, negative_prompt, seed, randomize, steps, guidance, scheduler, width, height,
-             fast_decode, return_trajectory=False, return_latents=False) -> GenerateOutputs:
+             fast_decode, return_trajectory=False, return_latents=False, return_noise=False) -> GenerateOutputs:
     trajectory_wanted, latents_wanted = flag("return_trajectory", return_trajectory), \
         flag("return_latents", return_latents)
+    noise_wanted = flag("return_noise", return_noise)
     params = controls.sampling_params(GenerateParams, prompt, negative_prompt, seed, randomize, steps, guidance,
                                       scheduler, fast_decode, width=width, height=height)
     result = ctx.runner.run("generate", params)
@@ -78,7 +80,7 @@ def generate(ctx: TabContext, prompt, negative_prompt, seed, randomize, steps, g
     latents = latents_file(result.latents, ctx.models, "generated-latents",
                            **controls.settings_metadata(ctx.models, params, image)) if latents_wanted else None
     return GenerateOutputs(image=image, seed=result.seed, facts=sampling_facts(ctx, params, result), trajectory=gif,
-                           latents=latents)
+                           latents=latents, noise=noise_pictures(result) if noise_wanted else None)
 
 
 @user_errors
@@ -173,10 +175,11 @@ def build(ctx: TabContext) -> None:
         width, height = controls.size_inputs(models, settings, "script-generate")
         generate_outputs = GenerateOutputs(image=picture("image"), seed=seed_used, facts=facts,
                                            trajectory=gr.File(label="trajectory GIF"),
-                                           latents=gr.File(label="final latents"))
+                                           latents=gr.File(label="final latents"),
+                                           noise=gr.Gallery(format="png", label="starting noise channels"))
         gr.Button(visible=False).click(
             bound(generate, ctx), [*ins[:7], width, height, ins.fast_decode, wanted("return trajectory"),
-                                   wanted("return latents")],
+                                   wanted("return latents"), wanted("return noise")],
             list(generate_outputs), **ctx.model_job(api_name="generate"))
         # /img2img
         source = gr.Radio([FROM_UPLOAD, FROM_ENCODE], value=FROM_UPLOAD, label="start from")

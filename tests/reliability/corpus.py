@@ -214,8 +214,10 @@ def cases(files: dict[str, str]) -> list[Case]:
         Case("unreadable background", "/inpaint_page", inpaint_args(f["mask_full.png"], background=f["text.png"]),
              UNREADABLE),
         # the forms for scripts (ui/script_api.py): their own parameters
-        Case("a yes/no parameter that is text", "/generate", generate_args()[:10] + ("yes please", False),
+        Case("a yes/no parameter that is text", "/generate", generate_args()[:10] + ("yes please", False, False),
              "return_trajectory must be true or false"),
+        Case("return_noise as a number", "/generate", generate_args()[:10] + (False, False, 2),
+             "return_noise must be true or false"),
         Case("a yes/no parameter that is a number", "/encode", (f["palette.png"], False, 3),
              "return_channels must be true or false"),
         Case("return_pictures as text", "/compress", (f["palette.png"], ["2-bit"], "yes"),

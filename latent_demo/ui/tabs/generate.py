@@ -6,6 +6,7 @@ from collections import namedtuple
 from dataclasses import dataclass
 
 import gradio as gr
+from PIL import Image
 
 from latent_demo.config import Settings
 from latent_demo.gpu_budget import generation_seconds
@@ -83,8 +84,7 @@ def run(ctx: TabContext, prompt, negative_prompt, seed, randomize, steps, guidan
             continue
         result = update  # the pictures are made here, off the GPU's clock; the image is shown first
         with_settings(result.image, controls.generation_settings(ctx.models, params, result.image))
-        scale = channel_scale(result.start_latents)
-        noise = [upscale(image, scale) for image in latents_to_channel_images(result.start_latents)]
+        noise = noise_pictures(result)
         status = (f"Seed **{result.seed}** · {common.format_timings(result.timings)}"
                   f"{controls.result_notes(result)}\n\nx̂₀ per step: {result.denoised_source}."
                   f"{controls.fingerprint_note(result)}{controls.guidance_notes(result, view)}")
@@ -95,6 +95,12 @@ def run(ctx: TabContext, prompt, negative_prompt, seed, randomize, steps, guidan
         trajectory, gif = extras.result()
         # the last update holds every output: an API call's result is the last update alone
         yield shown_result._replace(trajectory=trajectory, gif=gif)
+
+
+def noise_pictures(result: TaskResult) -> list[Image.Image]:
+    """What the run started from (the seed's noise), channel by channel, enlarged so each latent cell shows."""
+    scale = channel_scale(result.start_latents)
+    return [upscale(image, scale) for image in latents_to_channel_images(result.start_latents)]
 
 
 def trajectory_and_gif(models: Models, result: TaskResult, view: str, shown: dict) -> tuple[list[tuple], str]:
