@@ -5,11 +5,10 @@ for a 25-step generation, and gradio_client downloads every file of every update
 script wants the image, its seed and its timings, so these forms run the same model jobs without streaming and
 return the image (a PNG carrying its settings), the seed and the facts as JSON; the heavy extras (the trajectory
 as one GIF, the latents as .safetensors, Generate's starting noise and Encode's latents as channel pictures) come
-only when asked for. The page's own events
-keep streaming under the names `/generate_page`, `/img2img_page`, `/inpaint_page` and `/encode_page`, callable but
-off the API page (`--api-lists-page-events` lists them: gradio_client fills in defaults only for listed endpoints,
-and the tests call them so). The forms' components are hidden: they exist to give the API its parameters, defaults
-and limits (the same as the page's controls).
+only when asked for. The page's own events keep streaming under the names `/generate_page`, `/img2img_page`,
+`/inpaint_page` and `/encode_page`, callable but off the API page (`--api-lists-page-events` lists them:
+gradio_client fills in defaults only for listed endpoints, and the tests call them so). The forms' components are
+hidden: they exist to give the API its parameters, defaults and limits (the same as the page's controls).
 """
 
 from __future__ import annotations
