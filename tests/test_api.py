@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 from latent_demo.images import prepare_image
 from latent_demo.ui.examples import asset
+from latent_demo.ui.pictures import CHANNEL_PICTURE_SIDE, SIDE_BY_SIDE_GAP
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DEFAULT = "model default"
@@ -69,7 +70,9 @@ def test_generate_same_seed_same_image_and_random_seed_is_reported(client):
     assert_png(final)
     image = pixels(final)
     assert image.shape == (128, 128, 3) and image.std() > 1  # not blank
-    assert len(noise) == 4 and len(trajectory) == 3  # 2 steps + the decoded image
+    assert len(trajectory) == 3  # 2 steps + the decoded image
+    side = CHANNEL_PICTURE_SIDE  # the 4 noise channels in one picture, one latent cell a square
+    assert Image.open(noise).size == (4 * side + 3 * SIDE_BY_SIDE_GAP, side)
     assert Image.open(gif).n_frames == 3
     assert np.array_equal(pixels(generate(client, seed=3)[3]), image)
     assert not np.array_equal(pixels(generate(client, seed=4)[3]), image)

@@ -14,6 +14,7 @@ from PIL import Image
 from safetensors import safe_open
 
 from latent_demo.ui.examples import asset
+from latent_demo.ui.pictures import SIDE_BY_SIDE_GAP
 
 DEFAULT = "model default"
 SIDE = MATRIX_SIDE
@@ -40,8 +41,10 @@ def test_generate_answers_once_with_the_pages_image_its_seed_and_the_facts(confi
     page = configured_client.predict("a fox", "", 9, False, 3, 0.0, DEFAULT, SIDE, SIDE, False,
                                      api_name="/generate_page")
     assert np.array_equal(pixels(image), pixels(page[3]))  # the same image the page shows
-    assert len(noise) == 4 and all(np.array_equal(pixels(ours["image"]), pixels(shown["image"]))  # the page's noise
-                                   for ours, shown in zip(noise, page[1], strict=True))
+    shown, width = pixels(page[1]), pixels(noise[0]["image"]).shape[1]  # the page shows the 4 in one picture
+    assert len(noise) == 4 and all(np.array_equal(pixels(ours["image"]), shown[:, x:x + width])
+                                   for ours, x in zip(noise, range(0, shown.shape[1], width + SIDE_BY_SIDE_GAP),
+                                                      strict=True))
 
 
 def test_generate_sends_the_trajectory_and_the_latents_when_asked(configured_client):

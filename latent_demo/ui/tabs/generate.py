@@ -31,6 +31,7 @@ from latent_demo.ui.pictures import (
     live_picture,
     on_canvas,
     reusable_live_pictures,
+    side_by_side,
     trajectory_pictures,
     upscale,
 )
@@ -84,7 +85,7 @@ def run(ctx: TabContext, prompt, negative_prompt, seed, randomize, steps, guidan
             continue
         result = update  # the pictures are made here, off the GPU's clock; the image is shown first
         with_settings(result.image, controls.generation_settings(ctx.models, params, result.image))
-        noise = noise_pictures(result)
+        noise = side_by_side(*noise_pictures(result))  # one file for the page to fetch, not four
         status = (f"Seed **{result.seed}** · {common.format_timings(result.timings)}"
                   f"{controls.result_notes(result)}\n\nx̂₀ per step: {result.denoised_source}."
                   f"{controls.fingerprint_note(result)}{controls.guidance_notes(result, view)}")
@@ -237,8 +238,8 @@ def build(ctx: TabContext) -> GenerateTab:
                 send_inpaint = gr.Button("Use for inpainting →", size="sm", elem_id="generate-send-inpaint")
             live = gr.Image(label="Live: x_t | x̂₀ after each step (linear preview) → final decode", format="png",
                             elem_id="generate-live", elem_classes="latent-steps", height=controls.LIVE_HEIGHT)
-            noise = gr.Gallery(label="The seed's initial noise latents (4 channels)", columns=4, height="auto",
-                               format="png", elem_id="generate-noise")
+            noise = gr.Image(label="The seed's initial noise latents: channels 0 to 3, left to right", format="png",
+                             elem_id="generate-noise")
     with gr.Row():
         final = gr.Image(label="Final image", format="png", elem_id="generate-final")
         trajectory = gr.Gallery(label="Trajectory: each step (x_t | x̂₀, as chosen), then the decode", columns=6,
