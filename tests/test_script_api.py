@@ -48,7 +48,7 @@ def test_generate_answers_once_with_the_pages_image_its_seed_and_the_facts(confi
 
 
 def test_generate_sends_the_trajectory_and_the_latents_when_asked(configured_client):
-    """(The starting noise's channel pictures, asked for above, come with the page's in the test before.)"""
+    """(The starting noise, asked for in the test above, is compared there with the page's.)"""
     image, seed, facts, trajectory, latents, noise = lean_generate(configured_client, return_trajectory=True,
                                                                    return_latents=True)
     assert not noise and Image.open(trajectory).n_frames == 4  # 3 steps and the image (no noise: not asked)
